@@ -1,0 +1,39 @@
+# PolyFS: the two commands a newcomer needs are `make test` and `make up`.
+# Both install what they need on a fresh Debian 12 machine (run as root), then build.
+SHELL := /bin/bash
+APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git util-linux python3 make g++
+STAMP := node_modules/.polyfs-deps
+
+.PHONY: all deps apt build test up dev bench clean
+
+all: build
+
+# Debian packages: libfuse2 (the addon links libfuse.so.2), fuse3 (fusermount), bindfs and fio
+# (bench/), attr (getfattr/setfattr), sqlite3 and git (tests run them on the mount).
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): package.json package-lock.json patches/* scripts/build-fuse.js
+	npm ci --no-audit --no-fund
+	touch $(STAMP)
+
+deps: apt $(STAMP)
+
+build: deps
+	npx tsc -p tsconfig.json
+
+test: build
+	node --test --test-concurrency=1 dist/test/
+
+up: build
+	node bin/polyfs dev
+
+bench: build
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist

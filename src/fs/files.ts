@@ -1,0 +1,211 @@
+// File data: open files, the write-back buffer, reads with checksums, truncation.
+//
+// Data lives in blocks of BLOCK_SIZE (128 KiB) keyed by (ino, chunk, block) (src/kv/keys.ts).
+// Writes go into per-inode block images held in memory (every handle of the inode shares
+// them, so a host sees its own writes at once) and are committed in one transaction together
+// with the file's size and mtime when a bound is passed, or on flush, fsync and release.
+// Invariant: the store never holds bytes past the file's stored size; truncate trims.
+import { BLOCK_SIZE, KV, Txn, blockSpan, keys } from '../kv'
+import { FsError } from './errors'
+import { Node, getInode, locate, storeAttrs, touch } from './nodes'
+import { decodeBlock, encodeBlock } from './records'
+import { Timespec } from './types'
+
+/** Dirty blocks per file before a write waits for them to be committed (8 MiB). */
+export const MAX_DIRTY_BLOCKS_PER_FILE = 64
+
+/** Where an open file's attributes live: its single dentry, or its INODE record. */
+export type Loc = { parent: number; name: Buffer } | null
+
+/** One per inode with open handles; shared by all of them. */
+export class OpenFile {
+  refs = 0
+  unlinked = false
+  /** Block index -> full BLOCK_SIZE image, not yet committed. */
+  dirty = new Map<number, Buffer>()
+  /** Images being committed right now (still the newest data until that commit lands). */
+  inflight: Map<number, Buffer> | null = null
+  flushing: Promise<void> | null = null
+  /** Size including buffered writes. */
+  size: number
+  /** mtime of the newest buffered write, when there is one. */
+  mtime: Timespec | null = null
+  /** Set-ID bits must be cleared at the next commit (written by a non-root caller). */
+  killSuid = false
+
+  constructor(
+    readonly ino: number,
+    public loc: Loc,
+    storedSize: number,
+  ) {
+    this.size = storedSize
+  }
+
+  get hasPending(): boolean {
+    return this.dirty.size > 0 || this.mtime !== null || this.killSuid
+  }
+}
+
+/** Loads a file's node (attributes) from its current location. */
+export async function loadFileNode(g: { get(key: Buffer): Promise<Buffer | undefined> }, f: OpenFile): Promise<Node> {
+  if (f.loc) {
+    const node = await locate(g, f.loc.parent, f.loc.name)
+    if (node && node.ino === f.ino) return node
+    throw new FsError('ESTALE', `open file ${f.ino} is no longer at its name`)
+  }
+  const attrs = await getInode(g, f.ino)
+  return {
+    parent: 0,
+    name: Buffer.alloc(0),
+    dentryKey: Buffer.alloc(0),
+    dentry: { form: 2, ino: f.ino, dtype: attrs.mode >> 12 },
+    ino: f.ino,
+    attrs,
+    where: 'inode',
+  }
+}
+
+export async function readBlock(kv: { get(key: Buffer): Promise<Buffer | undefined> }, ino: number, index: number): Promise<Buffer | undefined> {
+  const key = keys.block(ino, index)
+  const buf = await kv.get(key)
+  return buf === undefined ? undefined : decodeBlock(buf, key)
+}
+
+/** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros. */
+export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number): Promise<number> {
+  if (offset >= f.size) return 0
+  const n = Math.min(len, f.size - offset)
+  const { first, last } = blockSpan(offset, n)
+  let out = 0
+  for (let b = first; b <= last; b++) {
+    const start = Math.max(offset, b * BLOCK_SIZE)
+    const end = Math.min(offset + n, (b + 1) * BLOCK_SIZE)
+    const inBlock = start - b * BLOCK_SIZE
+    const image = f.dirty.get(b) ?? f.inflight?.get(b)
+    if (image) {
+      image.copy(dst, out, inBlock, inBlock + (end - start))
+    } else {
+      const data = await readBlock(kv, f.ino, b)
+      const have = data ? Math.max(0, Math.min(data.length - inBlock, end - start)) : 0
+      if (data && have > 0) data.copy(dst, out, inBlock, inBlock + have)
+      if (have < end - start) dst.fill(0, out + have, out + (end - start))
+    }
+    out += end - start
+  }
+  return out
+}
+
+/** Buffers a write. Returns once the bytes are in the file's block images. */
+export async function writeData(kv: KV, f: OpenFile, src: Buffer, len: number, offset: number, now: Timespec): Promise<number> {
+  const { first, last } = blockSpan(offset, len)
+  let pos = 0
+  for (let b = first; b <= last; b++) {
+    const start = Math.max(offset, b * BLOCK_SIZE)
+    const end = Math.min(offset + len, (b + 1) * BLOCK_SIZE)
+    const inBlock = start - b * BLOCK_SIZE
+    let image = f.dirty.get(b)
+    if (!image) {
+      const whole = inBlock === 0 && end - start === BLOCK_SIZE
+      image = await blockImage(kv, f, b, whole)
+    }
+    src.copy(image, inBlock, pos, pos + (end - start))
+    pos += end - start
+  }
+  if (offset + len > f.size) f.size = offset + len
+  f.mtime = now
+  return len
+}
+
+/** A fresh image of block b to write into: from the in-flight commit, the store, or zeros. */
+async function blockImage(kv: KV, f: OpenFile, b: number, whole: boolean): Promise<Buffer> {
+  const flying = f.inflight?.get(b)
+  let image: Buffer
+  if (flying) {
+    image = Buffer.from(flying)
+  } else {
+    image = Buffer.alloc(BLOCK_SIZE)
+    if (!whole && b * BLOCK_SIZE < f.size) {
+      const data = await readBlock(kv, f.ino, b)
+      if (data) data.copy(image, 0, 0, Math.min(data.length, BLOCK_SIZE))
+    }
+  }
+  // Another write may have made the image while we were reading: use theirs.
+  const raced = f.dirty.get(b)
+  if (raced) return raced
+  f.dirty.set(b, image)
+  return image
+}
+
+/**
+ * Commits the file's buffered blocks, size and mtime in one transaction. Concurrent callers
+ * share one commit; a failed commit puts its blocks back so a later fsync retries them.
+ */
+export async function flushFile(kv: KV, f: OpenFile): Promise<void> {
+  while (f.flushing) await f.flushing.catch(() => undefined)
+  if (!f.hasPending || f.unlinked) return
+  const blocks = f.dirty
+  const size = f.size
+  const mtime = f.mtime
+  const kill = f.killSuid
+  f.dirty = new Map()
+  f.inflight = blocks
+  f.mtime = null
+  f.killSuid = false
+  const commit = kv.txn(async (tx) => {
+    const node = await loadFileNode(tx, f)
+    for (const [b, image] of blocks) {
+      const len = Math.min(BLOCK_SIZE, size - b * BLOCK_SIZE)
+      if (len > 0) tx.put(keys.block(f.ino, b), encodeBlock(image.subarray(0, len)))
+    }
+    node.attrs.size = size
+    if (mtime) touch(node.attrs, mtime, true, true)
+    if (kill) {
+      node.attrs.mode &= ~0o4000
+      if ((node.attrs.mode & 0o2010) === 0o2010) node.attrs.mode &= ~0o2000
+    }
+    storeAttrs(tx, node)
+  })
+  f.flushing = commit
+  try {
+    await commit
+  } catch (err) {
+    for (const [b, image] of blocks) if (!f.dirty.has(b)) f.dirty.set(b, image)
+    if (mtime && !f.mtime) f.mtime = mtime
+    f.killSuid ||= kill
+    throw err
+  } finally {
+    f.inflight = null
+    f.flushing = null
+  }
+}
+
+/**
+ * In transaction tx: sets the size of the file at `node` to `size`, deleting blocks past it
+ * and trimming the last partial one, so bytes beyond the new size can never be read again.
+ */
+export async function truncateInTxn(tx: Txn, node: Node, size: number, now: Timespec): Promise<void> {
+  const old = node.attrs.size
+  if (size < old) {
+    const keepBlocks = Math.ceil(size / BLOCK_SIZE)
+    const oldBlocks = Math.ceil(old / BLOCK_SIZE)
+    for (let b = keepBlocks; b < oldBlocks; b++) tx.del(keys.block(node.ino, b))
+    const tail = size % BLOCK_SIZE
+    if (tail !== 0) {
+      const b = keepBlocks - 1
+      const key = keys.block(node.ino, b)
+      const buf = await tx.get(key)
+      if (buf) {
+        const data = decodeBlock(buf, key)
+        if (data.length > tail) tx.put(key, encodeBlock(data.subarray(0, tail)))
+      }
+    }
+  }
+  node.attrs.size = size
+  touch(node.attrs, now, true, true)
+}
+
+/** In transaction tx: deletes every block of a file of `size` bytes. */
+export function deleteBlocks(tx: Txn, ino: number, size: number): void {
+  const n = Math.ceil(size / BLOCK_SIZE)
+  for (let b = 0; b < n; b++) tx.del(keys.block(ino, b))
+}

@@ -1,0 +1,746 @@
+// The POSIX filesystem over the KV interface. Paths are what libfuse's high-level API hands
+// us ("/a/b"); each operation resolves the parent directory (cached path -> ino for
+// directories), then works on one DENTRY and its directory's DIRSELF in one transaction.
+// Permission checks along the path and on directories are the kernel's (the mount uses
+// default_permissions); this layer applies the ownership rules it alone can: owners of new
+// files, chmod/chown/utimens rights, set-ID clearing, and access().
+import { KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
+import { Logger, logger } from '../util'
+import { FsError, fail } from './errors'
+import { Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
+import { Node, getDirSelf, inGroup, killSuid, locate, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
+import {
+  Attrs,
+  DentryForm,
+  DirSelf,
+  FORMAT_VERSION,
+  decodeCounter,
+  decodeDentry,
+  decodeInode,
+  decodeMeta,
+  decodeOrphan,
+  encodeCounter,
+  encodeDentry,
+  encodeDirSelf,
+  encodeInode,
+  encodeMeta,
+  encodeOrphan,
+} from './records'
+import { Clock, Ctx, S, Stat, StatFs, TimeArg, isDir, realClock } from './types'
+
+export const ROOT_INO = 1
+const INO_BATCH = 1024
+const DIR_CACHE_MAX = 65536
+const XATTR_NAME_MAX = 255
+const XATTR_VALUE_MAX = 64 * 1024
+const XATTR_TOTAL_MAX = 256 * 1024
+const SYMLINK_MAX = 4095
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
+
+interface Handle {
+  file: OpenFile
+  flags: number
+}
+
+export interface FsOptions {
+  clock?: Clock
+  log?: Logger
+}
+
+export class FileSystem {
+  private readonly clock: Clock
+  private readonly log: Logger
+  private readonly dirCache = new Map<string, number>()
+  private readonly open = new Map<number, OpenFile>() // ino -> open file
+  private readonly handles = new Map<number, Handle>()
+  private nextFh = 1
+  private inoNext = 0
+  private inoLimit = 0
+  private inoAlloc: Promise<void> | null = null
+
+  private constructor(
+    readonly kv: KV,
+    opts: FsOptions,
+  ) {
+    this.clock = opts.clock ?? realClock
+    this.log = opts.log ?? logger('fs')
+  }
+
+  /** Opens the filesystem on kv, formatting an empty store and freeing orphans of a crash. */
+  static async open(kv: KV, opts: FsOptions = {}): Promise<FileSystem> {
+    const fs = new FileSystem(kv, opts)
+    await fs.formatOrCheck()
+    await fs.freeOrphans()
+    return fs
+  }
+
+  /** Convenience: a filesystem on a local classic-level store in `dir`. */
+  static async openLocal(dir: string, opts: FsOptions = {}): Promise<FileSystem> {
+    return FileSystem.open(await LocalKV.open(dir), opts)
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private async formatOrCheck(): Promise<void> {
+    const metaKey = keys.meta('format')
+    await this.kv.txn(async (tx) => {
+      const existing = await read(tx, metaKey, decodeMeta)
+      if (existing) {
+        if (existing.format !== FORMAT_VERSION) {
+          throw new Error(`store format ${existing.format} is not supported (this build reads format ${FORMAT_VERSION})`)
+        }
+        return
+      }
+      const now = this.clock.now()
+      tx.put(metaKey, encodeMeta({ format: FORMAT_VERSION, blockSizeBytes: 128 * 1024, chunkBlocks: 32, createdSec: now.sec }))
+      tx.put(keys.meta('inode-counter'), encodeCounter(ROOT_INO + 1))
+      const attrs = newAttrs(S.IFDIR | 0o755, 0, 0, now)
+      tx.put(keys.dirSelf(ROOT_INO), encodeDirSelf({ ino: ROOT_INO, parent: ROOT_INO, attrs }))
+    }, { sync: true })
+  }
+
+  /** Files unlinked while open when the process died: nobody can have them open now. */
+  private async freeOrphans(): Promise<void> {
+    const range = keys.orphanRange()
+    for (const { key, value } of await this.kv.scan(range)) {
+      decodeOrphan(value, key)
+      const ino = key.readUInt32BE(key.length - 8) * 0x100000000 + key.readUInt32BE(key.length - 4)
+      await this.kv.txn(async (tx) => {
+        const rec = await read(tx, keys.inode(ino), decodeInode)
+        if (rec) deleteBlocks(tx, ino, rec.attrs.size)
+        tx.del(keys.inode(ino))
+        tx.del(key)
+      })
+      this.log.info({ ino }, 'freed orphaned inode')
+    }
+  }
+
+  /** Commits everything buffered and closes the store. */
+  async close(): Promise<void> {
+    for (const f of this.open.values()) {
+      try {
+        await flushFile(this.kv, f)
+      } catch (err) {
+        this.log.error({ ino: f.ino, err }, 'flush at close failed')
+      }
+    }
+    await this.kv.sync()
+    await this.kv.close()
+  }
+
+  // ---------------------------------------------------------------- paths
+
+  /** "/a/b" -> ["/a", "b"] with the name checked. */
+  private split(path: string): [string, Buffer] {
+    const i = path.lastIndexOf('/')
+    if (i < 0 || path === '/') fail('EINVAL', `not a child path: ${path}`)
+    const name = Buffer.from(path.slice(i + 1), 'utf8')
+    if (name.length === 0) fail('EINVAL', 'empty name')
+    if (name.length > MAX_NAME_BYTES) fail('ENAMETOOLONG')
+    return [i === 0 ? '/' : path.slice(0, i), name]
+  }
+
+  /** The inode number of the directory at `path`. */
+  private async dirIno(path: string): Promise<number> {
+    if (path === '/') return ROOT_INO
+    const cached = this.dirCache.get(path)
+    if (cached !== undefined) return cached
+    const [parentPath, name] = this.split(path)
+    const parent = await this.dirIno(parentPath)
+    const node = await locate(this.kv, parent, name)
+    if (!node) fail('ENOENT')
+    if (!isDir((node as Node).attrs.mode)) fail('ENOTDIR')
+    if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear()
+    this.dirCache.set(path, (node as Node).ino)
+    return (node as Node).ino
+  }
+
+  private forgetDir(path: string): void {
+    const prefix = path + '/'
+    this.dirCache.delete(path)
+    for (const p of this.dirCache.keys()) if (p.startsWith(prefix)) this.dirCache.delete(p)
+  }
+
+  /** Node at path (root included); ENOENT when absent. */
+  private async node(g: { get(key: Buffer): Promise<Buffer | undefined> }, path: string): Promise<Node> {
+    if (path === '/') {
+      const self = await getDirSelf(g, ROOT_INO)
+      return { parent: ROOT_INO, name: Buffer.alloc(0), dentryKey: Buffer.alloc(0), dentry: { form: DentryForm.REF, ino: ROOT_INO, dtype: S.IFDIR >> 12 }, ino: ROOT_INO, attrs: self.attrs, where: 'dirself', self }
+    }
+    const [parentPath, name] = this.split(path)
+    const node = await locate(g, await this.dirIno(parentPath), name)
+    if (!node) fail('ENOENT')
+    return node as Node
+  }
+
+  private async allocIno(): Promise<number> {
+    while (this.inoNext >= this.inoLimit) {
+      if (!this.inoAlloc) {
+        this.inoAlloc = this.kv
+          .txn(async (tx) => {
+            const key = keys.meta('inode-counter')
+            const next = (await read(tx, key, decodeCounter)) ?? ROOT_INO + 1
+            tx.put(key, encodeCounter(next + INO_BATCH))
+            return next
+          })
+          .then((next) => {
+            this.inoNext = next
+            this.inoLimit = next + INO_BATCH
+          })
+          .finally(() => {
+            this.inoAlloc = null
+          })
+      }
+      await this.inoAlloc
+    }
+    return this.inoNext++
+  }
+
+  // ---------------------------------------------------------------- attributes
+
+  private overlay(st: Stat): Stat {
+    const f = this.open.get(st.ino)
+    if (f && !isDir(st.mode)) {
+      st.size = f.size
+      st.blocks = Math.ceil(f.size / 512)
+      if (f.mtime) {
+        st.mtimeSec = st.ctimeSec = f.mtime.sec
+        st.mtimeNsec = st.ctimeNsec = f.mtime.nsec
+      }
+    }
+    return st
+  }
+
+  async getattr(ctx: Ctx, path: string): Promise<Stat> {
+    const node = await this.node(this.kv, path)
+    return this.overlay(toStat(node.ino, node.attrs))
+  }
+
+  async fgetattr(ctx: Ctx, fh: number): Promise<Stat> {
+    const f = this.handle(fh).file
+    const node = await loadFileNode(this.kv, f)
+    return this.overlay(toStat(f.ino, node.attrs))
+  }
+
+  async access(ctx: Ctx, path: string, mask: number): Promise<void> {
+    const node = await this.node(this.kv, path)
+    if (mask !== 0 && !permits(ctx, node.attrs, mask)) fail('EACCES')
+  }
+
+  /** Runs `change` on the node at path in a transaction and stores the result. */
+  private async setattr(path: string, change: (node: Node) => void | Promise<void>): Promise<void> {
+    await this.flushOpen(path)
+    await this.kv.txn(async (tx) => {
+      const node = await this.node(tx, path)
+      await change(node)
+      storeAttrs(tx, node)
+    })
+  }
+
+  /** Commits buffered writes of the file at path first, so attribute changes apply after them. */
+  private async flushOpen(path: string): Promise<void> {
+    if (this.open.size === 0 || path === '/') return
+    const [parentPath, name] = this.split(path)
+    const parent = this.dirCache.get(parentPath) ?? (parentPath === '/' ? ROOT_INO : undefined)
+    for (const f of this.open.values()) {
+      if (f.loc && (parent === undefined || f.loc.parent === parent) && f.loc.name.equals(name)) await flushFile(this.kv, f)
+    }
+  }
+
+  async chmod(ctx: Ctx, path: string, mode: number): Promise<void> {
+    await this.setattr(path, (node) => {
+      if (!ownsOrRoot(ctx, node.attrs)) fail('EPERM')
+      let perm = mode & 0o7777
+      // A non-root caller outside the file's group cannot set set-group-ID (Linux's rule).
+      if (ctx.uid !== 0 && !inGroup(ctx, node.attrs.gid) && !isDir(node.attrs.mode)) perm &= ~S.ISGID
+      node.attrs.mode = (node.attrs.mode & S.IFMT) | perm
+      touch(node.attrs, this.clock.now(), false, true)
+    })
+  }
+
+  /** uid/gid of -1 (0xffffffff) mean "leave unchanged". */
+  async chown(ctx: Ctx, path: string, uid: number, gid: number): Promise<void> {
+    const keepUid = uid === -1 || uid === 0xffffffff
+    const keepGid = gid === -1 || gid === 0xffffffff
+    await this.setattr(path, (node) => {
+      const a = node.attrs
+      const newUid = keepUid ? a.uid : uid
+      const newGid = keepGid ? a.gid : gid
+      if (ctx.uid !== 0) {
+        if (newUid !== a.uid) fail('EPERM')
+        if (newGid !== a.gid && (ctx.uid !== a.uid || !inGroup(ctx, newGid))) fail('EPERM')
+        if (keepUid && keepGid && ctx.uid !== a.uid) fail('EPERM')
+      }
+      if (!keepUid || !keepGid) killSuid(a)
+      a.uid = newUid
+      a.gid = newGid
+      touch(a, this.clock.now(), false, true)
+    })
+  }
+
+  async utimens(ctx: Ctx, path: string, atime: TimeArg, mtime: TimeArg): Promise<void> {
+    await this.setattr(path, (node) => this.applyTimes(ctx, node.attrs, atime, mtime))
+  }
+
+  private applyTimes(ctx: Ctx, a: Attrs, atime: TimeArg, mtime: TimeArg): void {
+    const explicit = (atime !== 'now' && atime !== 'omit') || (mtime !== 'now' && mtime !== 'omit')
+    if (!ownsOrRoot(ctx, a)) {
+      // Setting times to "now" needs write permission; explicit times need ownership.
+      if (explicit || !permits(ctx, a, 2)) fail(explicit ? 'EPERM' : 'EACCES')
+    }
+    const now = this.clock.now()
+    if (atime !== 'omit') {
+      const t = atime === 'now' ? now : atime
+      a.atimeSec = t.sec
+      a.atimeNsec = t.nsec
+    }
+    if (mtime !== 'omit') {
+      const t = mtime === 'now' ? now : mtime
+      a.mtimeSec = t.sec
+      a.mtimeNsec = t.nsec
+    }
+    touch(a, now, false, true)
+  }
+
+  async statfs(ctx: Ctx): Promise<StatFs> {
+    const u = await this.kv.usage()
+    const bsize = 4096
+    const files = 1 << 30
+    return {
+      bsize,
+      frsize: bsize,
+      blocks: Math.floor(u.totalBytes / bsize),
+      bfree: Math.floor(u.freeBytes / bsize),
+      bavail: Math.floor(u.freeBytes / bsize),
+      files,
+      ffree: files,
+      favail: files,
+      namemax: MAX_NAME_BYTES,
+    }
+  }
+
+  // ---------------------------------------------------------------- directories
+
+  async readdir(ctx: Ctx, path: string): Promise<{ names: string[]; stats: Stat[] }> {
+    const node = await this.node(this.kv, path)
+    if (!isDir(node.attrs.mode)) fail('ENOTDIR')
+    const self = node.self as DirSelf
+    const names = ['.', '..']
+    const stats: Stat[] = [toStat(node.ino, node.attrs), { ...toStat(self.parent, node.attrs), mode: S.IFDIR }]
+    const range = keys.dentryRange(node.ino)
+    const prefixLen = range.start.length
+    for (const { key, value } of await this.kv.scan(range)) {
+      const d = decodeDentry(value, key)
+      names.push(key.subarray(prefixLen).toString('utf8'))
+      if (d.form === DentryForm.INLINE) stats.push(this.overlay(toStat(d.ino, d.attrs)))
+      else stats.push({ ...toStat(d.ino, newAttrs(d.dtype << 12, 0, 0, { sec: 0, nsec: 0 })), nlink: 1 })
+    }
+    return { names, stats }
+  }
+
+  /** Makes a new entry `path` whose inode is built by `make` (given the new ino and parent). */
+  private async makeEntry(ctx: Ctx, path: string, mode: number, fill?: (attrs: Attrs) => void): Promise<{ ino: number; node: Node }> {
+    const [parentPath, name] = this.split(path)
+    const parent = await this.dirIno(parentPath)
+    const ino = await this.allocIno()
+    const node = await this.kv.txn(async (tx) => {
+      const self = await getDirSelf(tx, parent)
+      if (await tx.get(keys.dentry(parent, name))) fail('EEXIST')
+      const now = this.clock.now()
+      const sgid = (self.attrs.mode & S.ISGID) !== 0
+      const attrs = newAttrs(mode, ctx.uid, sgid ? self.attrs.gid : ctx.gid, now)
+      if (sgid && isDir(mode)) attrs.mode |= S.ISGID
+      if (fill) fill(attrs)
+      const dtype = (mode & S.IFMT) >> 12
+      let n: Node
+      if (isDir(mode)) {
+        const child: DirSelf = { ino, parent, attrs }
+        tx.put(keys.dirSelf(ino), encodeDirSelf(child))
+        const dentry = { form: DentryForm.REF, ino, dtype } as const
+        tx.put(keys.dentry(parent, name), encodeDentry(dentry))
+        self.attrs.nlink++
+        n = { parent, name, dentryKey: keys.dentry(parent, name), dentry, ino, attrs, where: 'dirself', self: child }
+      } else {
+        const dentry = { form: DentryForm.INLINE, ino, dtype, attrs } as const
+        tx.put(keys.dentry(parent, name), encodeDentry(dentry))
+        n = { parent, name, dentryKey: keys.dentry(parent, name), dentry, ino, attrs, where: 'dentry' }
+      }
+      self.attrs.size++
+      touch(self.attrs, now, true, true)
+      tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      return n
+    })
+    return { ino, node }
+  }
+
+  async mkdir(ctx: Ctx, path: string, mode: number): Promise<void> {
+    await this.makeEntry(ctx, path, S.IFDIR | (mode & 0o7777))
+  }
+
+  async mknod(ctx: Ctx, path: string, mode: number, rdev: number): Promise<void> {
+    const type = mode & S.IFMT
+    if (type === S.IFDIR || type === S.IFLNK) fail('EINVAL')
+    const m = (type === 0 ? S.IFREG : type) | (mode & 0o7777)
+    await this.makeEntry(ctx, path, m, (a) => {
+      if (type === S.IFCHR || type === S.IFBLK) a.rdev = rdev
+    })
+  }
+
+  async symlink(ctx: Ctx, target: string, path: string): Promise<void> {
+    const t = Buffer.from(target, 'utf8')
+    if (t.length > SYMLINK_MAX) fail('ENAMETOOLONG')
+    await this.makeEntry(ctx, path, S.IFLNK | 0o777, (a) => {
+      a.target = t
+      a.size = t.length
+    })
+  }
+
+  async readlink(ctx: Ctx, path: string): Promise<string> {
+    const node = await this.node(this.kv, path)
+    if ((node.attrs.mode & S.IFMT) !== S.IFLNK) fail('EINVAL')
+    return node.attrs.target.toString('utf8')
+  }
+
+  async rmdir(ctx: Ctx, path: string): Promise<void> {
+    if (path === '/') fail('EBUSY')
+    const [parentPath, name] = this.split(path)
+    const parent = await this.dirIno(parentPath)
+    await this.kv.txn(async (tx) => {
+      const node = await locate(tx, parent, name)
+      if (!node) fail('ENOENT')
+      const n = node as Node
+      if (!isDir(n.attrs.mode)) fail('ENOTDIR')
+      if (n.attrs.size > 0 || (await tx.scan({ ...keys.dentryRange(n.ino), limit: 1 })).length > 0) fail('ENOTEMPTY')
+      const self = await getDirSelf(tx, parent)
+      tx.del(n.dentryKey)
+      tx.del(keys.dirSelf(n.ino))
+      self.attrs.size--
+      self.attrs.nlink--
+      touch(self.attrs, this.clock.now(), true, true)
+      tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+    })
+    this.forgetDir(path)
+  }
+
+  /**
+   * In tx: removes one link to the non-directory `node` (its DENTRY is deleted by the caller).
+   * The last link of a file still open leaves an INODE record and an ORPHAN marker, freed at
+   * the last release (or at the next start after a crash). Returns the ino when orphaned.
+   */
+  private async dropLink(tx: Txn, node: Node, now: { sec: number; nsec: number }): Promise<number | null> {
+    const a = node.attrs
+    a.nlink--
+    touch(a, now, false, true)
+    const isOpen = (this.open.get(node.ino)?.refs ?? 0) > 0
+    if (a.nlink > 0) {
+      tx.put(keys.inode(node.ino), encodeInode(node.ino, a))
+      return null
+    }
+    if (isOpen) {
+      tx.put(keys.inode(node.ino), encodeInode(node.ino, a))
+      tx.put(keys.orphan(node.ino), encodeOrphan())
+      return node.ino
+    }
+    if (node.where === 'inode') tx.del(keys.inode(node.ino))
+    deleteBlocks(tx, node.ino, a.size)
+    return null
+  }
+
+  private markOrphan(ino: number | null): void {
+    if (ino === null) return
+    const f = this.open.get(ino)
+    if (f) {
+      f.loc = null
+      f.unlinked = true
+    }
+  }
+
+  async unlink(ctx: Ctx, path: string): Promise<void> {
+    const [parentPath, name] = this.split(path)
+    const parent = await this.dirIno(parentPath)
+    const f0 = this.findOpenAt(parent, name)
+    if (f0) await flushFile(this.kv, f0) // the INODE record then holds the final size
+    const orphan = await this.kv.txn(async (tx) => {
+      const node = await locate(tx, parent, name)
+      if (!node) fail('ENOENT')
+      const n = node as Node
+      if (isDir(n.attrs.mode)) fail('EISDIR')
+      const self = await getDirSelf(tx, parent)
+      const now = this.clock.now()
+      tx.del(n.dentryKey)
+      const orphaned = await this.dropLink(tx, n, now)
+      self.attrs.size--
+      touch(self.attrs, now, true, true)
+      tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      return orphaned
+    })
+    this.markOrphan(orphan)
+  }
+
+  private findOpenAt(parent: number, name: Buffer): OpenFile | undefined {
+    for (const f of this.open.values()) if (f.loc && f.loc.parent === parent && f.loc.name.equals(name)) return f
+    return undefined
+  }
+
+  async rename(ctx: Ctx, from: string, to: string): Promise<void> {
+    if (from === to) return
+    if (to.startsWith(from + '/')) fail('EINVAL', 'cannot move a directory into itself')
+    if (from === '/' || to === '/') fail('EBUSY')
+    const [fromDir, fromName] = this.split(from)
+    const [toDir, toName] = this.split(to)
+    const fromParent = await this.dirIno(fromDir)
+    const toParent = await this.dirIno(toDir)
+    for (const f of [this.findOpenAt(fromParent, fromName), this.findOpenAt(toParent, toName)]) if (f) await flushFile(this.kv, f)
+    const result = await this.kv.txn(async (tx) => {
+      const src = await locate(tx, fromParent, fromName)
+      if (!src) fail('ENOENT')
+      const s = src as Node
+      const dst = await locate(tx, toParent, toName)
+      const srcDir = isDir(s.attrs.mode)
+      if (dst) {
+        if (dst.ino === s.ino) return { moved: null, orphan: null, replacedDir: false }
+        if (srcDir && !isDir(dst.attrs.mode)) fail('ENOTDIR')
+        if (!srcDir && isDir(dst.attrs.mode)) fail('EISDIR')
+        if (isDir(dst.attrs.mode) && (dst.attrs.size > 0 || (await tx.scan({ ...keys.dentryRange(dst.ino), limit: 1 })).length > 0)) fail('ENOTEMPTY')
+      }
+      const now = this.clock.now()
+      const fromSelf = await getDirSelf(tx, fromParent)
+      const toSelf = toParent === fromParent ? fromSelf : await getDirSelf(tx, toParent)
+      let orphan: number | null = null
+      if (dst) {
+        if (isDir(dst.attrs.mode)) {
+          tx.del(keys.dirSelf(dst.ino))
+          toSelf.attrs.nlink--
+        } else {
+          orphan = await this.dropLink(tx, dst, now)
+        }
+        toSelf.attrs.size--
+      }
+      tx.del(s.dentryKey)
+      const newKey = keys.dentry(toParent, toName)
+      touch(s.attrs, now, false, true)
+      if (s.where === 'dentry') {
+        tx.put(newKey, encodeDentry({ form: DentryForm.INLINE, ino: s.ino, dtype: s.dentry.dtype, attrs: s.attrs }))
+      } else {
+        tx.put(newKey, encodeDentry({ form: DentryForm.REF, ino: s.ino, dtype: s.dentry.dtype }))
+        if (s.where === 'dirself') {
+          const self = s.self as DirSelf
+          tx.put(keys.dirSelf(s.ino), encodeDirSelf({ ino: s.ino, parent: toParent, attrs: s.attrs }))
+          self.parent = toParent
+        } else {
+          tx.put(keys.inode(s.ino), encodeInode(s.ino, s.attrs))
+        }
+      }
+      fromSelf.attrs.size--
+      toSelf.attrs.size++
+      if (srcDir && fromParent !== toParent) {
+        fromSelf.attrs.nlink--
+        toSelf.attrs.nlink++
+      }
+      touch(fromSelf.attrs, now, true, true)
+      touch(toSelf.attrs, now, true, true)
+      tx.put(keys.dirSelf(fromParent), encodeDirSelf(fromSelf))
+      if (toSelf !== fromSelf) tx.put(keys.dirSelf(toParent), encodeDirSelf(toSelf))
+      return { moved: s.where === 'dentry' ? s.ino : null, orphan, replacedDir: dst !== undefined && isDir(dst.attrs.mode) }
+    })
+    this.forgetDir(from)
+    if (result.replacedDir) this.forgetDir(to)
+    this.markOrphan(result.orphan)
+    if (result.moved !== null) {
+      const f = this.open.get(result.moved)
+      if (f) f.loc = { parent: toParent, name: toName }
+    }
+  }
+
+  async link(ctx: Ctx, existing: string, path: string): Promise<void> {
+    const [srcDir, srcName] = this.split(existing)
+    const [dstDir, dstName] = this.split(path)
+    const srcParent = await this.dirIno(srcDir)
+    const dstParent = await this.dirIno(dstDir)
+    const f0 = this.findOpenAt(srcParent, srcName)
+    if (f0) await flushFile(this.kv, f0)
+    const ino = await this.kv.txn(async (tx) => {
+      const src = await locate(tx, srcParent, srcName)
+      if (!src) fail('ENOENT')
+      const s = src as Node
+      if (isDir(s.attrs.mode)) fail('EPERM')
+      if (await tx.get(keys.dentry(dstParent, dstName))) fail('EEXIST')
+      const now = this.clock.now()
+      s.attrs.nlink++
+      touch(s.attrs, now, false, true)
+      // The attributes move to (or stay in) the INODE record; both names point to it.
+      tx.put(keys.inode(s.ino), encodeInode(s.ino, s.attrs))
+      if (s.where === 'dentry') tx.put(s.dentryKey, encodeDentry({ form: DentryForm.REF, ino: s.ino, dtype: s.dentry.dtype }))
+      tx.put(keys.dentry(dstParent, dstName), encodeDentry({ form: DentryForm.REF, ino: s.ino, dtype: s.dentry.dtype }))
+      const self = await getDirSelf(tx, dstParent)
+      self.attrs.size++
+      touch(self.attrs, now, true, true)
+      tx.put(keys.dirSelf(dstParent), encodeDirSelf(self))
+      return s.ino
+    })
+    const f = this.open.get(ino)
+    if (f) f.loc = null
+  }
+
+  // ---------------------------------------------------------------- files
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh)
+    if (!h) fail('EBADF')
+    return h as Handle
+  }
+
+  private addHandle(ino: number, loc: Loc, size: number, flags: number): number {
+    let f = this.open.get(ino)
+    if (!f) {
+      f = new OpenFile(ino, loc, size)
+      this.open.set(ino, f)
+    }
+    f.refs++
+    const fh = this.nextFh
+    this.nextFh = this.nextFh >= 0xfffffffe ? 1 : this.nextFh + 1
+    this.handles.set(fh, { file: f, flags })
+    return fh
+  }
+
+  async create(ctx: Ctx, path: string, mode: number, flags: number): Promise<number> {
+    const { ino, node } = await this.makeEntry(ctx, path, S.IFREG | (mode & 0o7777))
+    return this.addHandle(ino, { parent: node.parent, name: node.name }, 0, flags)
+  }
+
+  async openFile(ctx: Ctx, path: string, flags: number): Promise<number> {
+    const node = await this.node(this.kv, path)
+    if (isDir(node.attrs.mode)) fail('EISDIR')
+    const loc: Loc = node.where === 'dentry' ? { parent: node.parent, name: node.name } : null
+    return this.addHandle(node.ino, loc, node.attrs.size, flags)
+  }
+
+  async read(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
+    return readData(this.kv, this.handle(fh).file, buf, len, offset)
+  }
+
+  async write(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
+    const h = this.handle(fh)
+    const f = h.file
+    if (h.flags & 0o2000) offset = f.size // O_APPEND
+    const n = await writeData(this.kv, f, buf, len, offset, this.clock.now())
+    if (ctx.uid !== 0) f.killSuid = true
+    if (f.dirty.size >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.kv, f)
+    return n
+  }
+
+  async flush(ctx: Ctx, fh: number): Promise<void> {
+    await flushFile(this.kv, this.handle(fh).file)
+  }
+
+  async fsync(ctx: Ctx, fh: number): Promise<void> {
+    await flushFile(this.kv, this.handle(fh).file)
+    await this.kv.sync()
+  }
+
+  async fsyncdir(): Promise<void> {
+    await this.kv.sync()
+  }
+
+  async release(ctx: Ctx, fh: number): Promise<void> {
+    const h = this.handle(fh)
+    this.handles.delete(fh)
+    const f = h.file
+    if (--f.refs > 0) return
+    try {
+      await flushFile(this.kv, f)
+    } finally {
+      if (f.refs === 0) this.open.delete(f.ino)
+    }
+    if (f.unlinked) {
+      await this.kv.txn(async (tx) => {
+        const rec = await read(tx, keys.inode(f.ino), decodeInode)
+        deleteBlocks(tx, f.ino, Math.max(f.size, rec?.attrs.size ?? 0))
+        tx.del(keys.inode(f.ino))
+        tx.del(keys.orphan(f.ino))
+      })
+    }
+  }
+
+  async truncate(ctx: Ctx, path: string, size: number): Promise<void> {
+    if (size < 0) fail('EINVAL')
+    await this.flushOpen(path)
+    const node = await this.kv.txn(async (tx) => {
+      const n = await this.node(tx, path)
+      if (isDir(n.attrs.mode)) fail('EISDIR')
+      await truncateInTxn(tx, n, size, this.clock.now())
+      storeAttrs(tx, n)
+      return n
+    })
+    const f = this.open.get(node.ino)
+    if (f) f.size = size
+  }
+
+  async ftruncate(ctx: Ctx, fh: number, size: number): Promise<void> {
+    if (size < 0) fail('EINVAL')
+    const f = this.handle(fh).file
+    await flushFile(this.kv, f)
+    await this.kv.txn(async (tx) => {
+      const n = await loadFileNode(tx, f)
+      await truncateInTxn(tx, n, size, this.clock.now())
+      storeAttrs(tx, n)
+    })
+    f.size = size
+  }
+
+  // ---------------------------------------------------------------- xattrs
+
+  private checkXattrName(name: string): void {
+    const n = Buffer.byteLength(name)
+    if (n === 0) fail('EINVAL')
+    if (n > XATTR_NAME_MAX) fail('ERANGE')
+    if (!/^(user|trusted|security)\./.test(name)) fail('EOPNOTSUPP')
+  }
+
+  async setxattr(ctx: Ctx, path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    this.checkXattrName(name)
+    if (value.length > XATTR_VALUE_MAX) fail('E2BIG')
+    await this.setattr(path, (node) => {
+      const a = node.attrs
+      if (name.startsWith('user.') && !ownsOrRoot(ctx, a) && !permits(ctx, a, 2)) fail('EACCES')
+      if (name.startsWith('trusted.') && ctx.uid !== 0) fail('EPERM')
+      const exists = a.xattrs.has(name)
+      if (flags & XATTR_CREATE && exists) fail('EEXIST')
+      if (flags & XATTR_REPLACE && !exists) fail('ENODATA')
+      a.xattrs.set(name, Buffer.from(value))
+      let total = 0
+      for (const [k, v] of a.xattrs) total += k.length + v.length
+      if (total > XATTR_TOTAL_MAX) fail('ENOSPC')
+      touch(a, this.clock.now(), false, true)
+    })
+  }
+
+  async getxattr(ctx: Ctx, path: string, name: string): Promise<Buffer> {
+    if (!/^(user|trusted|security)\./.test(name)) fail('ENODATA')
+    const node = await this.node(this.kv, path)
+    const v = node.attrs.xattrs.get(name)
+    if (!v) fail('ENODATA')
+    return v as Buffer
+  }
+
+  async listxattr(ctx: Ctx, path: string): Promise<string[]> {
+    const node = await this.node(this.kv, path)
+    return [...node.attrs.xattrs.keys()]
+  }
+
+  async removexattr(ctx: Ctx, path: string, name: string): Promise<void> {
+    this.checkXattrName(name)
+    await this.setattr(path, (node) => {
+      if (!node.attrs.xattrs.delete(name)) fail('ENODATA')
+      touch(node.attrs, this.clock.now(), false, true)
+    })
+  }
+
+  /** Number of open inodes and handles (tests and status). */
+  stats(): { openFiles: number; handles: number } {
+    return { openFiles: this.open.size, handles: this.handles.size }
+  }
+}
+
+export { FsError }

@@ -1,0 +1,9 @@
+// src/kv: the transactional key-value layer the filesystem stands on.
+//   keys.ts   the whole key layout (table at its head) and block math
+//   types.ts  the KV / Txn interface, errors and limits (docs/kv.md)
+//   local.ts  LocalKV: one classic-level store, optimistic transactions, group commit
+// The cluster's distributed client will be a second KV implementation beside local.ts.
+export { LocalKV } from './local'
+export { KvError, KvErrorCode, LIMITS } from './types'
+export type { Entry, KV, Range, Txn, TxnOptions } from './types'
+export { BLOCK_SIZE, CHUNK_BLOCKS, Kind, MAX_NAME_BYTES, blockSpan, hexKey, keys, makeKey, murmur3, parseKey, prefixEnd, readU64, u64 } from './keys'

@@ -1,0 +1,67 @@
+// The transactional key-value interface the filesystem is written against (docs/kv.md).
+// LocalKV implements it on one classic-level store; the cluster's client will implement it
+// over regions. Keys and values are Buffers; ranges are [start, end).
+
+export interface Entry {
+  readonly key: Buffer
+  readonly value: Buffer
+}
+
+export interface Range {
+  readonly start: Buffer
+  readonly end: Buffer
+  /** At most this many entries (all of them when absent). */
+  readonly limit?: number
+}
+
+/** Reads see the transaction's own writes; writes are buffered until commit. */
+export interface Txn {
+  get(key: Buffer): Promise<Buffer | undefined>
+  scan(range: Range): Promise<Entry[]>
+  put(key: Buffer, value: Buffer): void
+  del(key: Buffer): void
+}
+
+export interface TxnOptions {
+  /** Attempts before giving up with CONFLICT (default 64). */
+  readonly maxAttempts?: number
+  /** Make this commit durable against power loss before resolving (a synced write). */
+  readonly sync?: boolean
+}
+
+export interface KV {
+  get(key: Buffer): Promise<Buffer | undefined>
+  scan(range: Range): Promise<Entry[]>
+  /** Runs fn in a serializable transaction, re-running it on conflict; fn must only use tx. */
+  txn<T>(fn: (tx: Txn) => Promise<T>, opts?: TxnOptions): Promise<T>
+  /** Resolves when every commit acknowledged before the call is durable on disk. */
+  sync(): Promise<void>
+  close(): Promise<void>
+  /** Bytes used and available for statfs. */
+  usage(): Promise<{ usedBytes: number; freeBytes: number; totalBytes: number }>
+}
+
+export const KvErrorCode = {
+  CONFLICT: 'CONFLICT',
+  CLOSED: 'CLOSED',
+  IO: 'IO',
+  TOO_LARGE: 'TOO_LARGE',
+} as const
+export type KvErrorCode = (typeof KvErrorCode)[keyof typeof KvErrorCode]
+
+export class KvError extends Error {
+  constructor(
+    readonly code: KvErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`)
+    this.name = 'KvError'
+  }
+}
+
+export const LIMITS = {
+  keyBytes: 4096,
+  valueBytes: 1024 * 1024,
+  txnWriteBytes: 64 * 1024 * 1024,
+  defaultAttempts: 64,
+} as const

@@ -1,8 +1,43 @@
-// The `polyfs` command: one program, every role. Each subcommand lives in its own file here.
-import { Command } from 'commander'
+// The `polyfs` command: one program, every role.
+//   index.ts  the commander program: subcommands, flags, help text
+//   mount.ts  `polyfs mount --local` and `polyfs dev`: a local store served through FUSE
+// Later issues add waypoint, node, status and plugin here, each in its own file.
+import { Command, Option } from 'commander'
+import path from 'node:path'
+import { runLocalMount } from './mount'
 
 export function main(argv: string[]): void {
   const program = new Command()
-  program.name('polyfs').description('PolyFS: a distributed filesystem for Docker Swarm and beyond')
-  program.parse(argv)
+  program
+    .name('polyfs')
+    .description('PolyFS: a distributed filesystem that ships as a Docker managed volume plugin.\nToday: a single-node filesystem on a local store, served through FUSE.')
+    .showHelpAfterError()
+  const logLevel = () => new Option('--log-level <level>', 'log level: trace, debug, info, warn, error').default('info').choices(['trace', 'debug', 'info', 'warn', 'error'])
+
+  program
+    .command('mount')
+    .description('Mount a PolyFS filesystem at MOUNTPOINT until SIGINT/SIGTERM, then flush and unmount.')
+    .requiredOption('--local <dataDir>', 'serve a single-node filesystem stored in DATA_DIR (created when missing; for development and tests)')
+    .argument('<mountpoint>', 'an existing, empty directory')
+    .addOption(logLevel())
+    .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime', '1')
+    .option('--fuse-debug', 'print libfuse debug output', false)
+    .action(async (mountpoint: string, o: { local: string; logLevel: string; attrTimeout: string; fuseDebug: boolean }) => {
+      await runLocalMount({ dataDir: o.local, mountpoint, logLevel: o.logLevel, attrTimeoutSec: Number(o.attrTimeout), debug: o.fuseDebug })
+    })
+
+  program
+    .command('dev')
+    .description('Development: a single-node filesystem at ./mnt (data in ./.polyfs-dev) until Ctrl-C. `make up` runs this.')
+    .option('--mount <dir>', 'mountpoint (created when missing)', './mnt')
+    .option('--data <dir>', 'data directory', './.polyfs-dev/data')
+    .addOption(logLevel())
+    .action(async (o: { mount: string; data: string; logLevel: string }) => {
+      await runLocalMount({ dataDir: path.resolve(o.data), mountpoint: path.resolve(o.mount), logLevel: o.logLevel, createMountpoint: true, banner: true })
+    })
+
+  program.parseAsync(argv).catch((err: Error) => {
+    process.stderr.write(`polyfs: ${err.message}\n`)
+    process.exit(1)
+  })
 }

@@ -1,0 +1,55 @@
+// A FileSystem on a local classic-level store, mounted through FUSE until a signal arrives.
+import { mkdirSync } from 'node:fs'
+import { FileSystem } from '../fs'
+import { checkMountpoint, mount } from '../fuse'
+import { LocalKV } from '../kv'
+import { logger, setLogLevel } from '../util'
+
+export interface LocalMountArgs {
+  dataDir: string
+  mountpoint: string
+  logLevel: string
+  attrTimeoutSec?: number
+  debug?: boolean
+  createMountpoint?: boolean
+  banner?: boolean
+}
+
+export async function runLocalMount(a: LocalMountArgs): Promise<void> {
+  setLogLevel(a.logLevel)
+  const log = logger('cli')
+  if (a.createMountpoint) mkdirSync(a.mountpoint, { recursive: true })
+  // Check before opening the store, so a bad mountpoint changes nothing on disk.
+  const problem = await checkMountpoint(a.mountpoint)
+  if (problem) throw new Error(problem)
+  mkdirSync(a.dataDir, { recursive: true })
+  const kv = await LocalKV.open(a.dataDir)
+  const fs = await FileSystem.open(kv)
+  let mounted
+  try {
+    mounted = await mount(fs, a.mountpoint, { attrTimeoutSec: a.attrTimeoutSec, entryTimeoutSec: a.attrTimeoutSec, debug: a.debug })
+  } catch (err) {
+    await fs.close()
+    throw err
+  }
+  if (a.banner) process.stdout.write(`PolyFS is mounted at ${mounted.mountpoint} (data in ${a.dataDir}). Ctrl-C to unmount.\n`)
+  let signals = 0
+  const stop = (sig: string) => {
+    if (++signals > 1) {
+      log.warn({ sig }, 'second signal: exiting without a clean unmount')
+      process.exit(130)
+    }
+    log.info({ sig }, 'flushing and unmounting')
+    mounted.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'unmount failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  // Keep the process alive while mounted (fuse-native's handles are unref'd).
+  setInterval(() => undefined, 1 << 30)
+}

@@ -1,0 +1,44 @@
+// src/raft: the Raft consensus core every replicated thing in PolyFS runs on. This file is the
+// folder's only public entry.
+//
+// Map of the folder (data flows top to bottom; nothing here does I/O except durable.ts):
+//   types.ts       entries, hard state, snapshots, the Message union, the Ready batch
+//   node.ts        RaftNode: the host-facing API (tick, step, propose, readIndex, ready/advance)
+//   raft.ts        the protocol: elections, replication, commit, reads, membership, transfer
+//   log.ts         the log view: stable storage plus the unstable (not yet persisted) tail
+//   progress.ts    the leader's per-follower progress and flow-control window
+//   readindex.ts   the leader's ReadIndex queue; the follower's snapshot reassembly buffer
+//   confchange.ts  one-server-at-a-time membership changes and their encoding
+//   storage.ts     the storage contract and MemoryStorage
+//   durable.ts     LevelRaftStore: many groups in one classic-level store, group commit
+//   codec.ts       binary encoding of entries, hard state and snapshots for durable.ts
+//   rng.ts         the injected random source (seeded)
+//
+// New protocol rules go in raft.ts with a unit test in test/raft/; new storage back ends
+// implement RaftStorage from storage.ts and run the shared contract test.
+
+export { RaftNode } from './node';
+export type { Status, ProgressStatus } from './node';
+export { ReadOnlyOption, quorum } from './raft';
+export type { RaftConfig, ProposeResult } from './raft';
+export { ConfChangeType, encodeConfChange, decodeConfChange, applyToConfState } from './confchange';
+export type { ConfChange } from './confchange';
+export { MemoryStorage, CompactedError, bootstrapSnapshot } from './storage';
+export type { RaftStorage, RaftStorageReader, InitialState } from './storage';
+export { SeededRng } from './rng';
+export type { Rng } from './rng';
+export { ProgressState } from './progress';
+export { NONE, EntryType, Role, assertNever } from './types';
+export type {
+  NodeId,
+  Entry,
+  HardState,
+  ConfState,
+  Snapshot,
+  SnapshotMeta,
+  Message,
+  MessageType,
+  ReadState,
+  SoftState,
+  Ready,
+} from './types';

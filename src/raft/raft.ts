@@ -707,7 +707,9 @@ export class Raft {
     const wasPaused = pr.isPaused();
     // A probe answered at exactly our match still proves where the logs agree.
     const probeConfirmed = pr.state === ProgressState.Probe && pr.match === m.index;
-    if (!pr.maybeUpdate(m.index) && !probeConfirmed) return;
+    // The follower has (at least) the snapshot we were sending, even if that is old news.
+    const snapshotDone = pr.snapshotSend !== undefined && m.index >= pr.snapshotSend.snapshot.meta.index;
+    if (!pr.maybeUpdate(m.index) && !probeConfirmed && !snapshotDone) return;
     switch (pr.state) {
       case ProgressState.Probe:
         pr.becomeReplicate();
@@ -716,6 +718,9 @@ export class Raft {
         if (pr.match + 1 >= this.log.firstIndex()) {
           pr.becomeProbe();
           pr.becomeReplicate();
+        } else if (snapshotDone) {
+          // The log was compacted again meanwhile: probe, which leads to a newer snapshot.
+          pr.becomeProbe();
         }
         break;
       case ProgressState.Replicate:

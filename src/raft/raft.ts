@@ -77,7 +77,7 @@ export interface RaftConfig {
   /** Resend an unacknowledged snapshot chunk after this many ticks. Default electionTicks. */
   readonly snapshotResendTicks?: number;
   /** TEST ONLY: deliberately break a rule, so tests can show the checkers catch it. */
-  readonly plantedBug?: 'commitPreviousTermByCount';
+  readonly plantedBug?: 'commitPreviousTermByCount' | 'voteIgnoresLog' | 'readWithoutQuorum';
 }
 
 export type ProposeResult =
@@ -336,7 +336,8 @@ export class Raft {
       (this.vote === NONE && this.lead === NONE) ||
       (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
-    if (canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm)) {
+    const upToDate = this.cfg.plantedBug === 'voteIgnoresLog' || this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    if (canVote && upToDate) {
       // A granted pre-vote answers in the candidate's future term, so the candidate counts it.
       this.send({ type: respType, from: this.id, to: m.from, term: m.term, reject: false });
       if (m.type === 'vote') {
@@ -908,7 +909,7 @@ export class Raft {
       this.answerRead(from, ctx, index);
       return true;
     }
-    if (this.leaseValid()) {
+    if (this.leaseValid() || this.cfg.plantedBug === 'readWithoutQuorum') {
       this.answerRead(from, ctx, index);
       return true;
     }

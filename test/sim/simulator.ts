@@ -194,9 +194,9 @@ class Simulation {
   private step(faulty: boolean): void {
     this.tickNow++;
     this.stats.ticks++;
-    for (const e of this.net.due(this.tickNow)) this.hosts.get(e.to)?.deliver(e.msg);
-    for (const id of this.sortedHostIds()) this.hosts.get(id)?.tick(this.tickNow);
-    for (const id of this.sortedHostIds()) this.hosts.get(id)?.process(this.tickNow);
+    for (const e of this.net.due(this.tickNow)) this.guard(e.to, (h) => h.deliver(e.msg));
+    for (const id of this.sortedHostIds()) this.guard(id, (h) => h.tick(this.tickNow));
+    for (const id of this.sortedHostIds()) this.guard(id, (h) => h.process(this.tickNow));
     for (const [id, at] of [...this.restartAt]) {
       if (at <= this.tickNow) {
         this.restartAt.delete(id);
@@ -204,6 +204,21 @@ class Simulation {
       }
     }
     this.runClients(faulty);
+  }
+
+  /** Runs host code; an invariant the core asserts (a thrown error) is a violation, and the
+   * node is taken down for good, as a real process would crash. */
+  private guard(id: number, f: (h: SimHost) => void): void {
+    const h = this.hosts.get(id);
+    if (h === undefined) return;
+    try {
+      f(h);
+    } catch (e) {
+      this.checker.fail(`node ${id} threw: ${(e as Error).message}`);
+      this.crash(id);
+      this.storages.delete(id);
+      this.restartAt.delete(id);
+    }
   }
 
   private sortedHostIds(): number[] {
@@ -479,7 +494,7 @@ class Simulation {
     }
     const res = checkLinearizable(history);
     if (!res.ok) {
-      const ops = res.ops.map((o) => `${o.kind} ${o.value} [${o.call}, ${o.ret}]`).join('; ');
+      const ops = res.ops.slice(0, 40).map((o) => `${o.kind} ${o.value} [${o.call}, ${o.ret}]`).join('; ');
       this.checker.fail(`linearizability (${res.reason}) on key ${res.key}: ${ops}`);
     }
   }

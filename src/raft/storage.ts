@@ -3,7 +3,7 @@
 // durable implementation (durable.ts) keeps the same in-memory view and queues the writes into
 // one synced batch per host tick.
 
-import type { ConfState, Entry, HardState, Snapshot } from './types';
+import type { ConfState, Entry, HardState, Ready, Snapshot } from './types';
 import { entryBytes } from './types';
 
 export interface InitialState {
@@ -160,4 +160,12 @@ export class MemoryStorage implements RaftStorage {
   private dummy(): Entry {
     return this.ents[0] as Entry;
   }
+}
+
+/** Step 1 of handling a Ready: hands its snapshot, entries and hard state to storage, in that
+ * order. With a durable store the host must still sync before sending the Ready's messages. */
+export function saveReady(storage: RaftStorage, rd: Pick<Ready, 'snapshot' | 'entries' | 'hardState'>): void {
+  if (rd.snapshot !== undefined) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState !== undefined) storage.setHardState(rd.hardState);
 }

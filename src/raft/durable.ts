@@ -1,0 +1,190 @@
+// Durable Raft storage on classic-level (LevelDB), shared by every Raft group of a node.
+//
+// Group commit: a group's storage applies writes to its in-memory view at once (the core reads
+// synchronously) and queues the matching LevelDB operations in the shared store. The host
+// handles the Readys of all its groups, then calls sync() once: ONE synced batch carries every
+// group's entries and hard state, so a node with thousands of groups pays one fsync per loop
+// iteration, not one per group or per entry. Only after sync() resolves may the host send the
+// Readys' messages. A crash before sync() loses the whole batch and nothing else (LevelDB
+// batches are atomic).
+//
+// Memory: each group keeps its log since the last compaction in memory, so hosts must snapshot
+// and compact (RaftStorage.createSnapshot + compact) to bound it.
+
+import { ClassicLevel } from 'classic-level';
+import {
+  decodeEntry,
+  decodeHardState,
+  decodeSnapshot,
+  encodeEntry,
+  encodeHardState,
+  encodeSnapshot,
+  entryIndexFromKey,
+  groupKey,
+  KeyKind,
+} from './codec';
+import { bootstrapSnapshot, MemoryStorage } from './storage';
+import type { ConfState, Entry, HardState, Snapshot } from './types';
+
+type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+type Db = ClassicLevel<Buffer, Buffer>;
+
+/** Bound on queued operations between syncs; beyond it stage() throws, since the host loop is
+ * broken (it must sync every iteration). */
+const MAX_PENDING_OPS = 1_000_000;
+
+export interface LevelRaftStoreOptions {
+  /** Key prefix of all Raft state in the database (to share it with other data). Default "R". */
+  readonly prefix?: Uint8Array;
+}
+
+export class LevelRaftStore {
+  private pending: Op[] = [];
+  private pendingBytes = 0;
+  /** Synced batches written so far (each is one fsync). */
+  syncCount = 0;
+  /** Operations written by those batches. */
+  opsWritten = 0;
+  private readonly prefix: Buffer;
+
+  private constructor(private readonly db: Db, private readonly ownsDb: boolean, opts: LevelRaftStoreOptions) {
+    this.prefix = Buffer.from(opts.prefix ?? Buffer.from('R'));
+  }
+
+  /** Opens (creating if needed) a database of its own at `path`. */
+  static async open(path: string, opts: LevelRaftStoreOptions = {}): Promise<LevelRaftStore> {
+    const db: Db = new ClassicLevel<Buffer, Buffer>(path, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await db.open();
+    return new LevelRaftStore(db, true, opts);
+  }
+
+  /** Uses an open database shared with other data; Raft keys live under opts.prefix. */
+  static over(db: Db, opts: LevelRaftStoreOptions = {}): LevelRaftStore {
+    return new LevelRaftStore(db, false, opts);
+  }
+
+  /** Loads one group. A group never seen before starts empty, or from the bootstrap snapshot
+   * when `bootstrapVoters` is given (the first members of a new group). */
+  async openGroup(group: number, bootstrapVoters: readonly number[] = []): Promise<DurableGroupStorage> {
+    const hsRaw = await this.db.get(groupKey(this.prefix, group, KeyKind.HardState));
+    const snapRaw = await this.db.get(groupKey(this.prefix, group, KeyKind.Snapshot));
+    const entries: Entry[] = [];
+    for await (const [key, value] of this.db.iterator({
+      gte: groupKey(this.prefix, group, KeyKind.Entry, 0),
+      lte: groupKey(this.prefix, group, KeyKind.Entry, Number.MAX_SAFE_INTEGER),
+    })) {
+      entries.push(decodeEntry(entryIndexFromKey(this.prefix, key), value));
+    }
+    const s = new DurableGroupStorage(this, group);
+    if (hsRaw === undefined && snapRaw === undefined && entries.length === 0) {
+      if (bootstrapVoters.length > 0) {
+        s.applySnapshot(bootstrapSnapshot(bootstrapVoters));
+        s.setHardState({ term: 1, vote: 0, commit: 1 });
+      }
+      return s;
+    }
+    s.load(
+      hsRaw === undefined ? undefined : decodeHardState(hsRaw),
+      snapRaw === undefined ? undefined : decodeSnapshot(snapRaw),
+      entries,
+    );
+    return s;
+  }
+
+  /** Queues an operation for the next sync(). */
+  stage(op: Op): void {
+    if (this.pending.length >= MAX_PENDING_OPS) throw new Error('raft: too many writes queued without sync()');
+    this.pending.push(op);
+    if (op.type === 'put') this.pendingBytes += op.key.length + op.value.length;
+  }
+
+  pendingOps(): number {
+    return this.pending.length;
+  }
+
+  /** Writes everything queued, by every group, in one synced batch. */
+  async sync(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const ops = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    await this.db.batch(ops, { sync: true });
+    this.syncCount++;
+    this.opsWritten += ops.length;
+  }
+
+  /** Closes the database if this store opened it. Unsynced writes are dropped (as a crash would). */
+  async close(): Promise<void> {
+    this.pending = [];
+    if (this.ownsDb) await this.db.close();
+  }
+
+  key(group: number, kind: KeyKind, index?: number): Buffer {
+    return groupKey(this.prefix, group, kind, index);
+  }
+}
+
+/** One group's storage: MemoryStorage for reads, every write also queued in the shared store. */
+export class DurableGroupStorage extends MemoryStorage {
+  constructor(private readonly store: LevelRaftStore, readonly group: number) {
+    super();
+  }
+
+  /** Restores the state read from disk (no writes are queued, except dropping stale entries). */
+  load(hs: HardState | undefined, snap: Snapshot | undefined, entries: readonly Entry[]): void {
+    if (snap !== undefined) super.applySnapshot(snap);
+    const first = this.firstIndex();
+    // Entries the snapshot already covers are not needed in memory; drop them from disk too.
+    for (const e of entries) if (e.index < first) this.store.stage({ type: 'del', key: this.store.key(this.group, KeyKind.Entry, e.index) });
+    const live = entries.filter((e) => e.index >= first);
+    if (live.length > 0) {
+      if ((live[0] as Entry).index !== first) throw new Error(`raft: group ${this.group} log starts at ${(live[0] as Entry).index}, want ${first}`);
+      super.append(live);
+    }
+    if (hs !== undefined) super.setHardState(hs);
+  }
+
+  override append(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const oldLast = this.lastIndex();
+    super.append(entries);
+    const first = this.firstIndex();
+    for (const e of entries) {
+      if (e.index < first) continue;
+      this.store.stage({ type: 'put', key: this.store.key(this.group, KeyKind.Entry, e.index), value: encodeEntry(e) });
+    }
+    // A shorter replacement truncates: entries past the new end must not survive a restart.
+    for (let i = this.lastIndex() + 1; i <= oldLast; i++) {
+      this.store.stage({ type: 'del', key: this.store.key(this.group, KeyKind.Entry, i) });
+    }
+  }
+
+  override setHardState(hs: HardState): void {
+    super.setHardState(hs);
+    this.store.stage({ type: 'put', key: this.store.key(this.group, KeyKind.HardState), value: encodeHardState(hs) });
+  }
+
+  override applySnapshot(snap: Snapshot): void {
+    if (snap.meta.index < this.snapshot().meta.index) return;
+    const oldFirst = this.firstIndex();
+    const oldLast = this.lastIndex();
+    super.applySnapshot(snap);
+    this.store.stage({ type: 'put', key: this.store.key(this.group, KeyKind.Snapshot), value: encodeSnapshot(snap) });
+    for (let i = oldFirst; i <= oldLast; i++) this.store.stage({ type: 'del', key: this.store.key(this.group, KeyKind.Entry, i) });
+  }
+
+  override createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    const before = this.snapshot();
+    const snap = super.createSnapshot(index, confState, data);
+    if (snap !== before) {
+      this.store.stage({ type: 'put', key: this.store.key(this.group, KeyKind.Snapshot), value: encodeSnapshot(snap) });
+    }
+    return snap;
+  }
+
+  override compact(index: number): void {
+    const oldFirst = this.firstIndex();
+    super.compact(index);
+    for (let i = oldFirst; i < this.firstIndex(); i++) this.store.stage({ type: 'del', key: this.store.key(this.group, KeyKind.Entry, i) });
+  }
+}

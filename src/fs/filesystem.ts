@@ -37,6 +37,8 @@ const XATTR_TOTAL_MAX = 256 * 1024
 const SYMLINK_MAX = 4095
 const XATTR_CREATE = 1
 const XATTR_REPLACE = 2
+/** The names libfuse gives unlinked-but-open files: ".fuse_hidden" + 16 hex digits. */
+const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/
 
 interface Handle {
   file: OpenFile
@@ -54,6 +56,8 @@ export class FileSystem {
   private readonly dirCache = new Map<string, number>()
   private readonly open = new Map<number, OpenFile>() // ino -> open file
   private readonly handles = new Map<number, Handle>()
+  /** libfuse's ".fuse_hidden" names of unlinked-but-open files -> ino (see hide()). */
+  private readonly hidden = new Map<string, number>()
   private nextFh = 1
   private inoNext = 0
   private inoLimit = 0
@@ -167,6 +171,12 @@ export class FileSystem {
     if (path === '/') {
       const self = await getDirSelf(g, ROOT_INO)
       return { parent: ROOT_INO, name: Buffer.alloc(0), dentryKey: Buffer.alloc(0), dentry: { form: DentryForm.REF, ino: ROOT_INO, dtype: S.IFDIR >> 12 }, ino: ROOT_INO, attrs: self.attrs, where: 'dirself', self }
+    }
+    const hiddenIno = this.hidden.get(path)
+    if (hiddenIno !== undefined) {
+      const f = this.open.get(hiddenIno)
+      if (!f) fail('ENOENT')
+      return loadFileNode(g, f as OpenFile)
     }
     const [parentPath, name] = this.split(path)
     const node = await locate(g, await this.dirIno(parentPath), name)
@@ -456,7 +466,42 @@ export class FileSystem {
     }
   }
 
+  /**
+   * libfuse (without hard_remove) keeps an unlinked file that is still open reachable under a
+   * new name, ".fuse_hidden<16 hex>", by renaming it there, and unlinks that name after the
+   * last release. We treat that rename as the unlink it stands for: the entry goes away at
+   * once (readdir and rmdir never see it), the inode becomes an orphan kept for its open
+   * handles, and the hidden name resolves to it in memory until libfuse unlinks it.
+   */
+  private async hide(ctx: Ctx, from: string, to: string): Promise<void> {
+    const [parentPath, name] = this.split(from)
+    const parent = await this.dirIno(parentPath)
+    const f0 = this.findOpenAt(parent, name)
+    if (f0) await flushFile(this.kv, f0)
+    const { ino, orphan } = await this.kv.txn(async (tx) => {
+      const node = await locate(tx, parent, name)
+      if (!node) fail('ENOENT')
+      const n = node as Node
+      if (isDir(n.attrs.mode)) fail('EINVAL', 'libfuse never hides directories')
+      const self = await getDirSelf(tx, parent)
+      const now = this.clock.now()
+      tx.del(n.dentryKey)
+      const orphaned = await this.dropLink(tx, n, now)
+      self.attrs.size--
+      touch(self.attrs, now, true, true)
+      tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      return { ino: n.ino, orphan: orphaned }
+    })
+    this.markOrphan(orphan)
+    const f = this.open.get(ino)
+    if (f) {
+      f.loc = null
+      this.hidden.set(to, ino)
+    }
+  }
+
   async unlink(ctx: Ctx, path: string): Promise<void> {
+    if (this.hidden.delete(path)) return
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const f0 = this.findOpenAt(parent, name)
@@ -485,6 +530,7 @@ export class FileSystem {
 
   async rename(ctx: Ctx, from: string, to: string): Promise<void> {
     if (from === to) return
+    if (HIDDEN_NAME.test(to)) return this.hide(ctx, from, to)
     if (to.startsWith(from + '/')) fail('EINVAL', 'cannot move a directory into itself')
     if (from === '/' || to === '/') fail('EBUSY')
     const [fromDir, fromName] = this.split(from)

@@ -69,7 +69,9 @@ export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptio
     bigWrites: true,
     maxWrite: 128 * 1024,
     useIno: true,
-    hardRemove: true,
+    // Not hard_remove: with it the kernel's fstat of an unlinked open file reaches libfuse
+    // without a path and fails; libfuse's hidden-name rename instead is handled by fs.hide().
+    hardRemove: false,
     nullpathOk: true,
     attrTimeout: opts.attrTimeoutSec ?? 1,
     entryTimeout: opts.entryTimeoutSec ?? 1,

@@ -1,7 +1,7 @@
 // Test helpers: a real `polyfs mount --local` process on a temp dir, cleaned up by t.after
 // even when the test fails (process killed by PID, mount detached, temp dir removed).
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 
@@ -47,10 +47,17 @@ export interface LocalMount {
   /** Start a new process on the same data dir and mountpoint. */
   start(): Promise<void>
   log(): string
+  /** Stops the process (SIGTERM, then SIGKILL after 10 s), detaches the mount, removes the dir. */
+  cleanup(): Promise<void>
 }
 
-export async function startLocalMount(t: Cleanup, extraArgs: string[] = []): Promise<LocalMount> {
-  const root = tempDir(t, 'polyfs-mnt-')
+/**
+ * Starts `polyfs mount --local` on a new temp dir. With `t`, cleanup runs in t.after; without,
+ * the caller registers `after(() => m.cleanup())` itself (module-level suites).
+ */
+export async function startLocalMount(t?: Cleanup, extraArgs: string[] = []): Promise<LocalMount> {
+  const root = mkdtempSync(path.join(tmpdir(), 'polyfs-mnt-'))
+  chmodSync(root, 0o755) // other uids (setpriv tests) must reach the mountpoint
   const mnt = path.join(root, 'mnt')
   const dataDir = path.join(root, 'data')
   const logFile = path.join(root, 'polyfs.log')
@@ -61,6 +68,7 @@ export async function startLocalMount(t: Cleanup, extraArgs: string[] = []): Pro
     dataDir,
     logFile,
     proc: null as unknown as ChildProcess,
+    cleanup: async () => undefined,
     log: () => readFileSync(logFile, 'utf8'),
     async start() {
       const out = openSync(logFile, 'a')
@@ -88,7 +96,7 @@ export async function startLocalMount(t: Cleanup, extraArgs: string[] = []): Pro
       spawnSync('fusermount', ['-uz', mnt])
     },
   }
-  t.after(async () => {
+  m.cleanup = async () => {
     const proc = m.proc
     if (proc && proc.exitCode === null && proc.signalCode === null) {
       const done = new Promise((r) => proc.once('exit', r))
@@ -98,8 +106,15 @@ export async function startLocalMount(t: Cleanup, extraArgs: string[] = []): Pro
       clearTimeout(timer)
     }
     if (isMounted(mnt)) spawnSync('fusermount', ['-uz', mnt])
-  })
-  await m.start()
+    rmSync(root, { recursive: true, force: true })
+  }
+  if (t) t.after(() => m.cleanup())
+  try {
+    await m.start()
+  } catch (err) {
+    await m.cleanup()
+    throw err
+  }
   return m
 }
 

@@ -159,6 +159,7 @@ export class RaftNode {
       for (const e of rd.committedEntries) {
         if (e.type === EntryType.ConfChange) this.raft.applyConfChange(decodeConfChange(e.data));
       }
+      this.raft.afterApply();
     }
     this.outstanding = false;
   }

@@ -123,6 +123,8 @@ export class Raft {
   /** A transfer was started this term: a forced election may follow, so no more lease reads. */
   private leaseRevoked = false;
   private readonly reads: ReadQueue;
+  /** A timeoutNow arrived in this term while a membership change was unapplied. */
+  private transferCampaignTerm = 0;
   private incomingSnapshot: IncomingSnapshot | undefined = undefined;
 
   constructor(config: RaftConfig) {
@@ -412,18 +414,22 @@ export class Raft {
       pr.recentActive = id === this.id;
       if (id === this.id) pr.becomeReplicate();
     }
-    // No conf change until the no-op below is applied: it fixes single-server changes across
-    // leader changes (raft-dev, "bug in single-server membership changes", 2015).
-    this.pendingConfIndex = this.log.lastIndex();
     // Section 5.4.2: an entry of the current term must commit before earlier ones can count.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: new Uint8Array(0) }]);
+    // No conf change until that no-op is applied: it fixes single-server changes across leader
+    // changes (Ongaro, raft-dev "bug in single-server membership changes", 2015).
+    this.pendingConfIndex = this.log.lastIndex();
     this.needBroadcast = true;
   }
 
   // ---- Message dispatch ------------------------------------------------------------------------
 
   step(m: Message): void {
-    if (this.quiesced && !(m.type === 'heartbeat' && m.quiesce)) this.wake();
+    // Any message wakes a quiet group, except the quiesce heartbeat itself and the plain
+    // acknowledgements of it, which bring no new work.
+    if (this.quiesced && !(m.type === 'heartbeat' && m.quiesce) && m.type !== 'heartbeatResp' && !(m.type === 'appendResp' && !m.reject)) {
+      this.wake();
+    }
     if (m.term > this.term) {
       if ((m.type === 'vote' || m.type === 'preVote') && !m.force && this.inLease()) return;
       if (m.type === 'preVote') {
@@ -554,7 +560,10 @@ export class Raft {
         return;
       case 'timeoutNow':
         // Leadership transfer (section 3.10): campaign at once, skipping pre-vote and leases.
-        this.hup('transfer');
+        // If a committed membership change is still unapplied here (a leader removing itself
+        // hands over right after applying it), campaign as soon as it is applied.
+        if (this.hasUnappliedConfChanges()) this.transferCampaignTerm = this.term;
+        else this.hup('transfer');
         return;
       case 'transferLeader':
         if (this.lead !== NONE) this.send({ ...m, to: this.lead, term: this.term });
@@ -855,8 +864,16 @@ export class Raft {
     return this.needBroadcast;
   }
 
+  /** Sends to every follower; one in Replicate state gets as many appends as its window allows
+   * (pipelining), one in Probe state a single one. */
   private bcastAppend(): void {
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id);
+    for (const id of this.progress.keys()) {
+      if (id === this.id) continue;
+      this.sendAppend(id);
+      while (this.maybeSendAppend(id, false)) {
+        /* fill the flow-control window */
+      }
+    }
   }
 
   private bcastHeartbeat(quiesce: boolean): void {
@@ -1018,6 +1035,17 @@ export class Raft {
 
   private sendTimeoutNow(to: NodeId): void {
     this.send({ type: 'timeoutNow', from: this.id, to, term: this.term });
+  }
+
+  /** Called after the host applied a batch of committed entries (advance). */
+  afterApply(): void {
+    if (this.transferCampaignTerm === 0) return;
+    if (this.transferCampaignTerm !== this.term || this.role !== Role.Follower) {
+      this.transferCampaignTerm = 0;
+    } else if (!this.hasUnappliedConfChanges()) {
+      this.transferCampaignTerm = 0;
+      this.hup('transfer');
+    }
   }
 
   /** Applies a committed membership change; the host has applied the entry (advance). */

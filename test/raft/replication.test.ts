@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Message } from '../../src/raft';
+import { Cluster } from './harness';
+
+const appendsTo = (msgs: readonly Message[], to: number): Message[] => msgs.filter((m) => m.type === 'append' && m.to === to);
+
+test('raft: follower log repair skips back a whole term per round trip, not one entry', () => {
+  const c = new Cluster([1, 2, 3], { checkQuorum: false, preVote: false });
+  c.elect(1);
+  // Node 1 appends 50 entries nobody else gets, then node 2 leads a new term.
+  const iso = c.isolate(1);
+  for (let i = 0; i < 50; i++) c.node(1).propose(Buffer.from(`lost${i}`));
+  c.stabilize();
+  c.elect(2);
+  for (let i = 0; i < 5; i++) c.propose(2, `kept${i}`);
+  c.removeFilter(iso);
+  c.restart(1);
+  c.get(2).sent = [];
+  c.tickAll(1);
+  c.stabilize();
+  const rejects = c.get(1).sent.filter((m) => m.type === 'appendResp' && m.reject);
+  assert.ok(rejects.length <= 2, `${rejects.length} rejections for 50 conflicting entries`);
+  assert.deepEqual(c.texts(1), ['kept0', 'kept1', 'kept2', 'kept3', 'kept4']);
+});
+
+test('raft: the leader pipelines appends up to its flow-control window', () => {
+  const c = new Cluster([1, 2, 3], { maxSizePerMsgBytes: 1, maxInflightMsgs: 4 });
+  c.elect(1);
+  for (let i = 0; i < 10; i++) c.node(1).propose(Buffer.from(`p${i}`));
+  const rd = c.node(1).ready();
+  assert.equal(appendsTo(rd.messages, 2).length, 4, 'four appends in flight, then wait for acknowledgements');
+  c.get(1).storage.append(rd.entries);
+  c.node(1).advance(rd);
+  for (const m of rd.messages) c.queue.push(m);
+  c.stabilize();
+  assert.equal(c.texts(2).length, 10, 'acknowledgements open the window until everything is sent');
+});
+
+test('raft: proposals made between two Readys go out as one append per follower (batching)', () => {
+  const c = new Cluster([1, 2, 3]);
+  c.elect(1);
+  for (let i = 0; i < 20; i++) c.node(1).propose(Buffer.from(`b${i}`));
+  const rd = c.node(1).ready();
+  const toTwo = appendsTo(rd.messages, 2);
+  assert.equal(toTwo.length, 1);
+  assert.equal(toTwo[0]?.type === 'append' && toTwo[0].entries.length, 20);
+});
+
+test('raft: a follower behind a compacted log gets a snapshot in chunks and catches up', () => {
+  const c = new Cluster([1, 2, 3], { snapshotChunkBytes: 4 });
+  c.elect(1);
+  const iso = c.isolate(3);
+  for (let i = 0; i < 5; i++) c.propose(1, `s${i}`);
+  const leader = c.get(1);
+  const applied = leader.node.status().applied;
+  leader.storage.createSnapshot(applied, leader.node.confState(), Buffer.from('0123456789'));
+  leader.storage.compact(applied + 1);
+  c.removeFilter(iso);
+  c.tickAll(2);
+  const chunks = c.get(1).sent.filter((m) => m.type === 'snapshot' && m.to === 3);
+  assert.deepEqual(chunks.map((m) => (m.type === 'snapshot' ? m.offset : -1)), [0, 4, 8]);
+  assert.equal(Buffer.from(c.get(3).storage.snapshot().data).toString(), '0123456789');
+  c.propose(1, 'after');
+  assert.deepEqual(c.texts(3), ['after']);
+});
+
+test('raft: a lost snapshot chunk is sent again after a timeout', () => {
+  const c = new Cluster([1, 2, 3], { snapshotChunkBytes: 4, snapshotResendTicks: 3 });
+  c.elect(1);
+  const iso = c.isolate(3);
+  c.propose(1, 'x');
+  const leader = c.get(1);
+  const applied = leader.node.status().applied;
+  leader.storage.createSnapshot(applied, leader.node.confState(), Buffer.from('0123456789'));
+  leader.storage.compact(applied + 1);
+  c.removeFilter(iso);
+  let dropped = 0;
+  const f = c.addFilter((m) => {
+    if (m.type === 'snapshot' && m.offset === 4 && dropped === 0) {
+      dropped++;
+      return true;
+    }
+    return false;
+  });
+  c.tickAll(8);
+  c.removeFilter(f);
+  assert.equal(dropped, 1);
+  assert.equal(Buffer.from(c.get(3).storage.snapshot().data).toString(), '0123456789');
+});
+
+test('raft: a follower applies only committed entries, in order, exactly once', () => {
+  const c = new Cluster([1, 2, 3]);
+  c.elect(1);
+  const iso = c.partition([1], [2, 3]);
+  c.node(1).propose(Buffer.from('uncommitted'));
+  c.stabilize();
+  assert.deepEqual(c.texts(1), [], 'no quorum, no commit, nothing applied');
+  c.removeFilter(iso);
+  c.tickAll(1);
+  for (const id of [1, 2, 3]) assert.deepEqual(c.texts(id), ['uncommitted']);
+});

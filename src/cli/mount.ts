@@ -1,5 +1,5 @@
 // A FileSystem on a local classic-level store, mounted through FUSE until a signal arrives.
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { FileSystem } from '../fs'
 import { checkMountpoint, mount } from '../fuse'
 import { LocalKV } from '../kv'
@@ -50,6 +50,20 @@ export async function runLocalMount(a: LocalMountArgs): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  // Keep the process alive while mounted (fuse-native's handles are unref'd).
-  setInterval(() => undefined, 1 << 30)
+  // Keeps the process alive (fuse-native's handles are unref'd) and notices an unmount done
+  // from outside (fusermount -u): then commit what is buffered, close the store and exit.
+  const watch = setInterval(() => {
+    if (isMounted(mounted.mountpoint)) return
+    clearInterval(watch)
+    log.warn({ mountpoint: mounted.mountpoint }, 'unmounted from outside; closing')
+    stop('external unmount')
+  }, WATCH_MS)
+}
+
+const WATCH_MS = 2000
+
+function isMounted(mnt: string): boolean {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === mnt)
 }

@@ -1,7 +1,7 @@
 // Crash and restart: what was fsynced survives kill -9 of the filesystem process; a clean
 // SIGTERM with writes in flight flushes them and unmounts.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import path from 'node:path'
@@ -67,4 +67,17 @@ test('restart: SIGTERM while a writer is busy flushes, unmounts and exits 0', as
   const size = fs.statSync(f).size
   assert.ok(size > 0 && size % 512 === 0, `size ${size}`)
   assert.ok(fs.readFileSync(f).every((b) => b === 0))
+})
+
+test('restart: an unmount from outside (fusermount -u) makes the process commit and exit', async (t) => {
+  const m = await startLocalMount(t)
+  const fd = fs.openSync(path.join(m.mnt, 'kept'), 'w')
+  fs.writeSync(fd, 'written before the unmount')
+  fs.closeSync(fd)
+  const exited = new Promise<number | null>((r) => m.proc.once('exit', (code) => r(code)))
+  const r = spawnSync('fusermount', ['-u', m.mnt])
+  assert.equal(r.status, 0, String(r.stderr))
+  assert.equal(await exited, 0)
+  await m.start()
+  assert.equal(fs.readFileSync(path.join(m.mnt, 'kept'), 'utf8'), 'written before the unmount')
 })

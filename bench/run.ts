@@ -1,0 +1,163 @@
+// PolyFS benchmark harness (issue 3). Mounts PolyFS, a no-op filesystem on the same fuse-native
+// binding, bindfs, and uses the local disk, one after the other with fresh mounts, runs the same
+// workloads on each, and prints one table with ratios and the targets. See bench/README.md.
+//
+//   node dist/bench/run.js [--quick] [--systems polyfs,noop,bindfs,local] [--rows create,stat,...]
+//                          [--profile DIR] [--out FILE] [--summarize FILE.cpuprofile...]
+import { execFileSync } from 'node:child_process'
+import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { summaryText } from './lib/profile'
+import { Results, errorsText, table, targetLines, targets } from './lib/report'
+import { SYSTEMS, SystemId, Up, safeRm, setup } from './lib/systems'
+import { FULL, Measure, QUICK, ROWS, Sizes, dataRows, metaRows } from './lib/workloads'
+
+const REPO = path.resolve(__dirname, '..', '..')
+
+interface Args { quick: boolean; systems: SystemId[]; rows: Set<string>; profile?: string; out?: string; summarize: string[]; work?: string }
+
+function usage(msg?: string): never {
+  if (msg) process.stderr.write(`run: ${msg}\n`)
+  process.stderr.write(
+    'usage: node dist/bench/run.js [--quick] [--systems polyfs,noop,bindfs,local] [--rows ' + ROWS.map((r) => r.id).join(',') + ']\n' +
+      '                              [--profile DIR] [--out FILE.json] [--workdir DIR]\n' +
+      '       node dist/bench/run.js --summarize FILE.cpuprofile...\n',
+  )
+  process.exit(2)
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, systems: SYSTEMS.map((s) => s.id), rows: new Set(ROWS.map((r) => r.id)), summarize: [] }
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!
+    const next = () => argv[++i] ?? usage(`${k} needs a value`)
+    if (k === '--quick') a.quick = true
+    else if (k === '--systems') {
+      a.systems = next().split(',') as SystemId[]
+      for (const s of a.systems) if (!SYSTEMS.some((x) => x.id === s)) usage(`unknown system ${s}`)
+    } else if (k === '--rows') {
+      a.rows = new Set(next().split(','))
+      for (const r of a.rows) if (!ROWS.some((x) => x.id === r)) usage(`unknown row ${r}`)
+    } else if (k === '--profile') a.profile = path.resolve(next())
+    else if (k === '--out') a.out = path.resolve(next())
+    else if (k === '--workdir') a.work = path.resolve(next())
+    else if (k === '--summarize') {
+      while (argv[i + 1] && !argv[i + 1]!.startsWith('--')) a.summarize.push(argv[++i]!)
+    } else if (k === '-h' || k === '--help') usage()
+    else usage(`unknown argument ${k}`)
+  }
+  return a
+}
+
+const T0 = Date.now()
+const log = (s: string) => process.stderr.write(`${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s ${s}\n`)
+
+function localDate(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`
+}
+
+function machine(): Record<string, unknown> {
+  const sh = (c: string, args: string[]) => {
+    try {
+      return execFileSync(c, args, { encoding: 'utf8', timeout: 5000 }).trim().split('\n')[0]
+    } catch {
+      return null
+    }
+  }
+  return {
+    node: process.version,
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    loadavg: os.loadavg(),
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    fio: sh('fio', ['--version']),
+    bindfs: sh('bindfs', ['--version']),
+    commit: sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  if (args.summarize.length) {
+    for (const f of args.summarize) process.stdout.write(summaryText(f) + '\n\n')
+    return
+  }
+  if (process.getuid?.() !== 0) log('warning: not root; dropping caches will fail and cold rows will be warm')
+  const sizes: Sizes = args.quick ? QUICK : FULL
+  const rows = ROWS.filter((r) => args.rows.has(r.id))
+  const work = args.work ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'polyfs-bench-')))
+  await fsp.mkdir(work, { recursive: true })
+  if (args.profile) mkdirSync(args.profile, { recursive: true })
+
+  // One system up at a time; a signal tears the current one down before exiting.
+  let current: Up | null = null
+  let interrupted = false
+  const onSignal = (sig: string) => {
+    if (interrupted) process.exit(130)
+    interrupted = true
+    log(`${sig}: tearing down`)
+    const c = current
+    ;(c ? c.down() : Promise.resolve())
+      .catch((err) => log(`teardown failed: ${(err as Error).message}`))
+      .finally(() => safeRm(work, []).catch(() => undefined).finally(() => process.exit(130)))
+  }
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+
+  const started = new Date()
+  log(`bench: ${args.quick ? 'quick' : 'full'} run, sizes ${JSON.stringify(sizes)}, work dir ${work}`)
+  const results: Results = {}
+  const timing: Record<string, number> = {}
+  for (const id of args.systems) {
+    const t0 = Date.now()
+    log(`[${id}] setting up`)
+    const r: Record<string, Measure> = {}
+    results[id] = r
+    try {
+      current = await setup(id, { work, cpuProfDir: id === 'polyfs' ? args.profile : undefined, log })
+      log(`[${id}] running in ${current.dir}${current.pid ? ` (pid ${current.pid})` : ''}`)
+      const want = args.rows
+      if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log))
+      if (rows.some((x) => x.kind === 'meta')) Object.assign(r, await metaRows(current.dir, sizes, want, log))
+    } catch (err) {
+      log(`[${id}] failed: ${(err as Error).message}`)
+      for (const row of rows) r[row.id] ??= { value: null, done: 0, seconds: 0, error: (err as Error).message }
+    } finally {
+      if (current) {
+        log(`[${id}] tearing down`)
+        await current.down().catch((err) => log(`[${id}] teardown: ${(err as Error).message}`))
+        current = null
+      }
+    }
+    for (const k of Object.keys(r)) if (!args.rows.has(k)) delete r[k]
+    timing[id] = (Date.now() - t0) / 1000
+    log(`[${id}] done in ${timing[id]!.toFixed(0)} s`)
+  }
+  if (!args.work) await safeRm(work, [])
+
+  const t = targets(results, rows)
+  const date = localDate(started)
+  const header = `PolyFS bench ${date} (${args.quick ? 'quick' : 'full'}: seq ${sizes.seqBytes / 2 ** 20} MiB, ${sizes.files} files, ${sizes.dirs} dirs, random ${sizes.randRuntimeSec} s)`
+  const errs = errorsText(results)
+  process.stdout.write(`${header}\n\n${table(results, rows)}\n\n${errs ? errs + '\n\n' : ''}Targets:\n${targetLines(t)}\n`)
+
+  const out = args.out ?? path.join(REPO, 'bench', 'results', `${date}${args.quick ? '-quick' : ''}.json`)
+  mkdirSync(path.dirname(out), { recursive: true })
+  writeFileSync(
+    out,
+    JSON.stringify(
+      { date, started: started.toISOString(), mode: args.quick ? 'quick' : 'full', sizes, machine: machine(), secondsPerSystem: timing, rows: rows.map((x) => ({ id: x.id, label: x.label, unit: x.unit })), results, targets: t },
+      null,
+      2,
+    ) + '\n',
+  )
+  log(`results written to ${out}`)
+}
+
+main().catch((err) => {
+  log(`bench failed: ${(err as Error).stack ?? err}`)
+  process.exit(1)
+})

@@ -5,11 +5,14 @@ import { constants } from 'node:os'
 export type Errno = keyof typeof constants.errno
 
 export class FsError extends Error {
-  constructor(
-    readonly errno: Errno,
-    message?: string,
-  ) {
+  readonly errno: Errno
+  constructor(errno: Errno, message?: string) {
+    // ENOENT and friends are answers, not bugs: skip the stack capture on this hot path.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(message ? `${errno}: ${message}` : errno)
+    Error.stackTraceLimit = limit
+    this.errno = errno
     this.name = 'FsError'
   }
 }

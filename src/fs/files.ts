@@ -13,6 +13,8 @@ import { Timespec } from './types'
 
 /** Dirty blocks per file before a write waits for them to be committed (8 MiB). */
 export const MAX_DIRTY_BLOCKS_PER_FILE = 64
+/** Committed block images kept per open file to serve rewrites without a read (4 MiB). */
+export const MAX_CLEAN_BLOCKS_PER_FILE = 32
 
 /** Where an open file's attributes live: its single dentry, or its INODE record. */
 export type Loc = { parent: number; name: Buffer } | null
@@ -39,6 +41,15 @@ export class OpenFile {
     storedSize: number,
   ) {
     this.size = storedSize
+  }
+
+  /** Recently committed block images (bounded, oldest dropped first). */
+  readonly clean = new Map<number, Buffer>()
+
+  rememberClean(b: number, image: Buffer): void {
+    this.clean.delete(b)
+    this.clean.set(b, image)
+    if (this.clean.size > MAX_CLEAN_BLOCKS_PER_FILE) this.clean.delete(this.clean.keys().next().value as number)
   }
 
   get hasPending(): boolean {
@@ -81,7 +92,7 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
     const start = Math.max(offset, b * BLOCK_SIZE)
     const end = Math.min(offset + n, (b + 1) * BLOCK_SIZE)
     const inBlock = start - b * BLOCK_SIZE
-    const image = f.dirty.get(b) ?? f.inflight?.get(b)
+    const image = f.dirty.get(b) ?? f.inflight?.get(b) ?? f.clean.get(b)
     if (image) {
       image.copy(dst, out, inBlock, inBlock + (end - start))
     } else {
@@ -119,9 +130,13 @@ export async function writeData(kv: KV, f: OpenFile, src: Buffer, len: number, o
 /** A fresh image of block b to write into: from the in-flight commit, the store, or zeros. */
 async function blockImage(kv: KV, f: OpenFile, b: number, whole: boolean): Promise<Buffer> {
   const flying = f.inflight?.get(b)
+  const clean = f.clean.get(b)
   let image: Buffer
   if (flying) {
     image = Buffer.from(flying)
+  } else if (clean) {
+    f.clean.delete(b) // it becomes the dirty image; committed bytes are unchanged until flush
+    image = clean
   } else {
     image = Buffer.alloc(BLOCK_SIZE)
     if (!whole && b * BLOCK_SIZE < f.size) {
@@ -140,9 +155,12 @@ async function blockImage(kv: KV, f: OpenFile, b: number, whole: boolean): Promi
  * Commits the file's buffered blocks, size and mtime in one transaction. Concurrent callers
  * share one commit; a failed commit puts its blocks back so a later fsync retries them.
  */
-export async function flushFile(kv: KV, f: OpenFile): Promise<void> {
+export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void> {
   while (f.flushing) await f.flushing.catch(() => undefined)
-  if (!f.hasPending || f.unlinked) return
+  if (!f.hasPending || f.unlinked) {
+    if (sync) await kv.sync()
+    return
+  }
   const blocks = f.dirty
   const size = f.size
   const mtime = f.mtime
@@ -164,10 +182,13 @@ export async function flushFile(kv: KV, f: OpenFile): Promise<void> {
       if ((node.attrs.mode & 0o2010) === 0o2010) node.attrs.mode &= ~0o2000
     }
     storeAttrs(tx, node)
-  })
+  }, { sync })
   f.flushing = commit
   try {
     await commit
+    // Keep the committed images: the next small write to the same block (a database page)
+    // then needs no read, no checksum check and no copy of the old block.
+    for (const [b, image] of blocks) f.rememberClean(b, image)
   } catch (err) {
     for (const [b, image] of blocks) if (!f.dirty.has(b)) f.dirty.set(b, image)
     if (mtime && !f.mtime) f.mtime = mtime

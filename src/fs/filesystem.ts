@@ -421,7 +421,7 @@ export class FileSystem {
       if (!node) fail('ENOENT')
       const n = node as Node
       if (!isDir(n.attrs.mode)) fail('ENOTDIR')
-      if (n.attrs.size > 0 || (await tx.scan({ ...keys.dentryRange(n.ino), limit: 1 })).length > 0) fail('ENOTEMPTY')
+      if (n.attrs.size > 0) fail('ENOTEMPTY') // the entry count is kept in the same transactions as the entries
       const self = await getDirSelf(tx, parent)
       tx.del(n.dentryKey)
       tx.del(keys.dirSelf(n.ino))
@@ -548,7 +548,7 @@ export class FileSystem {
         if (dst.ino === s.ino) return { moved: null, orphan: null, replacedDir: false }
         if (srcDir && !isDir(dst.attrs.mode)) fail('ENOTDIR')
         if (!srcDir && isDir(dst.attrs.mode)) fail('EISDIR')
-        if (isDir(dst.attrs.mode) && (dst.attrs.size > 0 || (await tx.scan({ ...keys.dentryRange(dst.ino), limit: 1 })).length > 0)) fail('ENOTEMPTY')
+        if (isDir(dst.attrs.mode) && dst.attrs.size > 0) fail('ENOTEMPTY')
       }
       const now = this.clock.now()
       const fromSelf = await getDirSelf(tx, fromParent)
@@ -680,9 +680,9 @@ export class FileSystem {
     await flushFile(this.kv, this.handle(fh).file)
   }
 
+  /** One synced commit of the buffered data, or a sync when nothing is buffered. */
   async fsync(ctx: Ctx, fh: number): Promise<void> {
-    await flushFile(this.kv, this.handle(fh).file)
-    await this.kv.sync()
+    await flushFile(this.kv, this.handle(fh).file, true)
   }
 
   async fsyncdir(): Promise<void> {
@@ -720,7 +720,10 @@ export class FileSystem {
       return n
     })
     const f = this.open.get(node.ino)
-    if (f) f.size = size
+    if (f) {
+      f.size = size
+      f.clean.clear()
+    }
   }
 
   async ftruncate(ctx: Ctx, fh: number, size: number): Promise<void> {
@@ -733,6 +736,7 @@ export class FileSystem {
       storeAttrs(tx, n)
     })
     f.size = size
+    f.clean.clear()
   }
 
   // ---------------------------------------------------------------- xattrs

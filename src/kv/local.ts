@@ -48,7 +48,16 @@ export class LocalKV implements KV {
   ) {}
 
   static async open(dir: string): Promise<LocalKV> {
-    const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    // A 64 MiB memtable takes 512 data blocks between flushes (the default 4 MiB took 32);
+    // blocks are checksummed, mostly incompressible data, so no snappy on every write.
+    const db = new ClassicLevel<Buffer, Buffer>(dir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      writeBufferSize: 64 * 1024 * 1024,
+      cacheSize: 64 * 1024 * 1024,
+      maxFileSize: 16 * 1024 * 1024,
+      compression: false,
+    })
     try {
       await db.open()
     } catch (err) {

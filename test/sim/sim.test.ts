@@ -1,4 +1,4 @@
-// The simulator over many seeds. SEEDS=N runs N seeds (default 150) from SEED_BASE (default 1);
+// The simulator over many seeds. SEEDS=N runs N seeds (default 400) from SEED_BASE (default 1);
 // POLYFS_SEED=n replays exactly one seed and prints what it did.
 
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { runSimulation } from './simulator';
 function seedsToRun(): number[] {
   const one = process.env['POLYFS_SEED'];
   if (one !== undefined && one !== '') return [Number(one)];
-  const n = Number(process.env['SEEDS'] ?? 150);
+  const n = Number(process.env['SEEDS'] ?? 400);
   const base = Number(process.env['SEED_BASE'] ?? 1);
   return Array.from({ length: n }, (_, i) => base + i);
 }

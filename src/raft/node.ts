@@ -157,7 +157,7 @@ export class RaftNode {
     if (lastCommitted !== undefined) {
       log.appliedTo(lastCommitted.index);
       for (const e of rd.committedEntries) {
-        if (e.type === EntryType.ConfChange) this.raft.applyConfChange(decodeConfChange(e.data));
+        if (e.type === EntryType.ConfChange) this.raft.applyConfChange(decodeConfChange(e.data), e.index);
       }
       this.raft.afterApply();
     }

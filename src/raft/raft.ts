@@ -123,6 +123,11 @@ export class Raft {
   /** A transfer was started this term: a forced election may follow, so no more lease reads. */
   private leaseRevoked = false;
   private readonly reads: ReadQueue;
+  /** The log index the configuration is as of: the last conf change applied, or the snapshot
+   * it came from. A snapshot can arrive while the host still applies older entries (a Ready
+   * in progress); their conf changes are then already part of the snapshot's configuration
+   * and must not be applied again on top of it. */
+  private confIndex: number;
   /** A timeoutNow arrived in this term while a membership change was unapplied. */
   private transferCampaignTerm = 0;
   private incomingSnapshot: IncomingSnapshot | undefined = undefined;
@@ -158,6 +163,7 @@ export class Raft {
     this.ticksSinceLeaderContact = this.cfg.readOnly === ReadOnlyOption.Lease ? 0 : this.cfg.electionTicks;
     this.log = new RaftLog(config.storage, config.applied ?? 0);
     const { hardState, confState } = config.storage.initialState();
+    this.confIndex = config.storage.snapshot().meta.index;
     this.applyConfState(confState);
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -665,6 +671,7 @@ export class Raft {
     }
     this.log.restore(s);
     this.applyConfState(s.meta.confState);
+    this.confIndex = s.meta.index;
     return true;
   }
 
@@ -1049,7 +1056,9 @@ export class Raft {
   }
 
   /** Applies a committed membership change; the host has applied the entry (advance). */
-  applyConfChange(cc: ConfChange): void {
+  applyConfChange(cc: ConfChange, index: number): void {
+    if (index <= this.confIndex) return; // already part of a newer snapshot's configuration
+    this.confIndex = index;
     this.applyConfState(applyToConfState(this.confState(), cc));
     if (this.role !== Role.Leader) return;
     if (!this.voters.has(this.id)) {

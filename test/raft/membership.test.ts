@@ -115,3 +115,29 @@ test('raft: transfer to a lagging follower first brings it up to date; proposals
   assert.equal(c.leader(), 3);
   assert.deepEqual(c.texts(3), ['x']);
 });
+
+test('raft: a snapshot that arrives while older committed entries are being applied keeps its configuration', () => {
+  // Found by the simulator (seed 576): a conf change below the snapshot, still in a Ready the
+  // host was applying, was applied again on top of the snapshot's newer configuration.
+  const c = new Cluster([1, 2, 3]);
+  c.elect(1);
+  const added = c.node(1).proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4 });
+  assert.ok(added.ok);
+  const ccIndex = added.index;
+  c.addFilter((m) => m.to === 2 && (m.type === 'append' || m.type === 'heartbeat') && m.commit >= ccIndex);
+  c.stabilize();
+  const term = c.node(1).status().term;
+  c.node(2).step({ type: 'heartbeat', from: 1, to: 2, term, commit: ccIndex, readSeq: 0, sentTick: 0, quiesce: false });
+  const older = c.node(2).ready();
+  assert.ok(older.committedEntries.some((e) => e.type === 'confChange'), 'node 2 is applying the AddLearner');
+  c.get(2).storage.append(older.entries);
+  // Meanwhile the leader removes node 4 again, snapshots and compacts.
+  assert.ok(c.node(1).proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 4 }).ok);
+  c.stabilize();
+  const leader = c.get(1);
+  const snap = leader.storage.createSnapshot(leader.node.status().applied, leader.node.confState(), Buffer.from('state'));
+  assert.deepEqual(snap.meta.confState, { voters: [1, 2, 3], learners: [] });
+  c.node(2).step({ type: 'snapshot', from: 1, to: 2, term, meta: snap.meta, offset: 0, totalBytes: 5, data: snap.data, done: true });
+  c.node(2).advance(older);
+  assert.deepEqual(c.node(2).confState(), { voters: [1, 2, 3], learners: [] });
+});

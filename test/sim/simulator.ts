@@ -92,6 +92,7 @@ class Simulation {
   private readonly faults: NetworkFaults;
   private stats = { ticks: 0, committed: 0, writes: 0, reads: 0, crashes: 0, confChanges: 0, snapshotsSent: 0, healTicks: 0 };
   private partitionUntil = 0;
+  private idleUntil = 0;
 
   constructor(readonly seed: number, opts: SimOptions) {
     this.rng = new SeededRng(seed);
@@ -354,6 +355,7 @@ class Simulation {
   /** After a commit, every member must catch up to the same state within a bound. */
   private converge(): void {
     const start = this.tickNow;
+    this.idleUntil = Infinity; // no new client operations: convergence needs a still target
     for (;;) {
       const leader = this.leaderHost();
       const cfg = this.currentConfig();
@@ -408,6 +410,9 @@ class Simulation {
   // ---- Clients and the history -------------------------------------------------------------------
 
   private runClients(faulty: boolean): void {
+    // Quiet stretches with no new client operations, so that idle groups go quiet and faults
+    // (a crashed leader, a partition) meet quiet groups too.
+    if (faulty && this.tickNow >= this.idleUntil && this.rng.chance(0.01)) this.idleUntil = this.tickNow + 30 + this.rng.intn(120);
     for (const c of this.clients) {
       const op = c.op;
       if (op !== undefined) {
@@ -419,6 +424,7 @@ class Simulation {
           c.leaderHint = NONE;
         } else continue;
       }
+      if (this.tickNow < this.idleUntil) continue;
       if (!this.rng.chance(faulty ? this.rates.clientOp : this.rates.clientOp / 2)) continue;
       const live = this.sortedHostIds();
       if (live.length === 0) continue;

@@ -12,6 +12,7 @@
 //   storage.ts     the storage contract and MemoryStorage
 //   durable.ts     LevelRaftStore: many groups in one classic-level store, group commit
 //   codec.ts       binary encoding of entries, hard state and snapshots for durable.ts
+//   transport.ts   host helpers: batching many groups' messages per peer
 //   rng.ts         the injected random source (seeded)
 //
 // New protocol rules go in raft.ts with a unit test in test/raft/; new storage back ends
@@ -28,6 +29,8 @@ export { LevelRaftStore, DurableGroupStorage } from './durable';
 export type { LevelRaftStoreOptions } from './durable';
 export { CorruptRaftRecordError } from './codec';
 export type { RaftStorage, RaftStorageReader, InitialState } from './storage';
+export { batchByPeer } from './transport';
+export type { GroupMessage } from './transport';
 export { SeededRng } from './rng';
 export type { Rng } from './rng';
 export { ProgressState } from './progress';

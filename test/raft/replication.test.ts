@@ -100,3 +100,12 @@ test('raft: a follower applies only committed entries, in order, exactly once', 
   c.tickAll(1);
   for (const id of [1, 2, 3]) assert.deepEqual(c.texts(id), ['uncommitted']);
 });
+
+test('raft: the host batches the messages of many groups into one frame per peer', async () => {
+  const { batchByPeer } = await import('../../src/raft');
+  const groups = [1, 2, 3].map(() => new Cluster([1, 2, 3]));
+  for (const c of groups) c.node(1).campaign();
+  const frames = batchByPeer(groups.map((c, i) => ({ group: i + 1, ready: c.node(1).ready() })));
+  assert.deepEqual([...frames.keys()].sort(), [2, 3]);
+  assert.deepEqual(frames.get(2)?.map((gm) => gm.group), [1, 2, 3], 'one frame to node 2 carries all three groups');
+});

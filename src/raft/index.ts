@@ -5,6 +5,7 @@
 //   types.ts       entries, hard state, snapshots, the Message union, the Ready batch
 //   node.ts        RaftNode: the host-facing API (tick, step, propose, readIndex, ready/advance)
 //   raft.ts        the protocol: elections, replication, commit, reads, membership, transfer
+//   config.ts      RaftConfig: every option and bound, with its default
 //   log.ts         the log view: stable storage plus the unstable (not yet persisted) tail
 //   progress.ts    the leader's per-follower progress and flow-control window
 //   readindex.ts   the leader's ReadIndex queue; the follower's snapshot reassembly buffer
@@ -20,8 +21,9 @@
 
 export { RaftNode } from './node';
 export type { Status, ProgressStatus } from './node';
-export { ReadOnlyOption, quorum } from './raft';
-export type { RaftConfig, ProposeResult } from './raft';
+export { quorum } from './raft';
+export { ReadOnlyOption } from './config';
+export type { RaftConfig, ProposeResult } from './config';
 export { ConfChangeType, encodeConfChange, decodeConfChange, applyToConfState } from './confchange';
 export type { ConfChange } from './confchange';
 export { MemoryStorage, CompactedError, bootstrapSnapshot, saveReady } from './storage';

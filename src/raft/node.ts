@@ -3,7 +3,8 @@
 // timer and no thread, so a host can drive thousands of groups from one loop.
 
 import { decodeConfChange, type ConfChange } from './confchange';
-import { Raft, type ProposeResult, type RaftConfig } from './raft';
+import type { ProposeResult, RaftConfig } from './config';
+import { Raft } from './raft';
 import type { ProgressState } from './progress';
 import {
   EntryType,

@@ -3,12 +3,12 @@
 // unstable part, and RaftNode (node.ts) packages it into Ready batches. Section numbers refer to
 // Ongaro's thesis ("Consensus: bridging theory and practice", 2014).
 
+import { ReadOnlyOption, resolveConfig, type ProposeResult, type RaftConfig, type ResolvedConfig } from './config';
 import { applyToConfState, ConfChangeType, decodeConfChange, encodeConfChange, type ConfChange } from './confchange';
 import { RaftLog } from './log';
 import { Progress, ProgressState } from './progress';
 import { concatBytes, ReadQueue, type IncomingSnapshot } from './readindex';
-import type { Rng } from './rng';
-import { CompactedError, type RaftStorageReader } from './storage';
+import { CompactedError } from './storage';
 import {
   assertNever,
   entryBytes,
@@ -29,64 +29,6 @@ import {
   type SnapshotChunkResponse,
   type VoteRequest,
 } from './types';
-
-export const ReadOnlyOption = {
-  /** ReadIndex with a quorum round per read batch: safe without any clock assumption. */
-  Safe: 'safe',
-  /** Serve reads from the leader lease: assumes clocks of all nodes advance at rates within
-   * leaseSafetyTicks/electionTicks of each other (see docs/raft.md, "Lease reads"). */
-  Lease: 'lease',
-} as const;
-export type ReadOnlyOption = (typeof ReadOnlyOption)[keyof typeof ReadOnlyOption];
-
-export interface RaftConfig {
-  readonly id: NodeId;
-  readonly storage: RaftStorageReader;
-  /** Seeded by the host; used only for randomized election timeouts. */
-  readonly rng: Rng;
-  /** A follower campaigns after a random timeout in [electionTicks, 2*electionTicks). */
-  readonly electionTicks: number;
-  readonly heartbeatTicks: number;
-  /** The host's applied index at start (defaults to the snapshot's). */
-  readonly applied?: number;
-  /** Upper bound of entry bytes in one append message (batching). Default 1 MiB. */
-  readonly maxSizePerMsgBytes?: number;
-  /** Flow-control window per follower: appends in flight. Default 64. */
-  readonly maxInflightMsgs?: number;
-  /** Flow-control window per follower in bytes (0 = count only). Default 16 MiB. */
-  readonly maxInflightBytes?: number;
-  /** Bound of committed entry bytes handed out in one Ready. Default 16 MiB. */
-  readonly maxCommittedSizePerReadyBytes?: number;
-  /** Proposals are refused while this many entries are uncommitted. Default 10,000. */
-  readonly maxUncommittedEntries?: number;
-  /** Bound of queued reads on a leader. Default 4096. */
-  readonly maxPendingReads?: number;
-  /** Pre-vote (section 9.6). Default true. */
-  readonly preVote?: boolean;
-  /** Leader steps down without a quorum heard for electionTicks; followers in contact with a
-   * leader ignore vote requests (section 6.2 / 9.6). Default true. */
-  readonly checkQuorum?: boolean;
-  readonly readOnly?: ReadOnlyOption;
-  /** Margin subtracted from the lease for clock-rate differences. Default 2. */
-  readonly leaseSafetyTicks?: number;
-  /** A leader idle for this many ticks tells followers to go quiet and stops heartbeats.
-   * 0 disables quiescence. Default 0. */
-  readonly quiesceAfterTicks?: number;
-  /** Snapshot chunk size. Default 1 MiB. */
-  readonly snapshotChunkBytes?: number;
-  /** Resend an unacknowledged snapshot chunk after this many ticks. Default electionTicks. */
-  readonly snapshotResendTicks?: number;
-  /** TEST ONLY: deliberately break a rule, so tests can show the checkers catch it. */
-  readonly plantedBug?: 'commitPreviousTermByCount' | 'voteIgnoresLog' | 'readWithoutQuorum';
-}
-
-export type ProposeResult =
-  | { readonly ok: true; readonly index: number; readonly term: number }
-  | {
-      readonly ok: false;
-      readonly reason: 'notLeader' | 'transferring' | 'confChangePending' | 'tooManyUncommitted' | 'invalid' | 'learnerBehind';
-      readonly leader: NodeId;
-    };
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
 
@@ -111,7 +53,7 @@ export class Raft {
   /** Proposals were appended since the last broadcast; appends go out at the next flush. */
   private needBroadcast = false;
 
-  private readonly cfg: Required<Omit<RaftConfig, 'applied' | 'plantedBug'>> & Pick<RaftConfig, 'plantedBug'>;
+  private readonly cfg: ResolvedConfig;
   private votes = new Map<NodeId, boolean>();
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -138,27 +80,7 @@ export class Raft {
       throw new Error('raft: need 0 < heartbeatTicks < electionTicks');
     }
     this.id = config.id;
-    this.cfg = {
-      id: config.id,
-      storage: config.storage,
-      rng: config.rng,
-      electionTicks: config.electionTicks,
-      heartbeatTicks: config.heartbeatTicks,
-      maxSizePerMsgBytes: config.maxSizePerMsgBytes ?? 1 << 20,
-      maxInflightMsgs: config.maxInflightMsgs ?? 64,
-      maxInflightBytes: config.maxInflightBytes ?? 16 << 20,
-      maxCommittedSizePerReadyBytes: config.maxCommittedSizePerReadyBytes ?? 16 << 20,
-      maxUncommittedEntries: config.maxUncommittedEntries ?? 10_000,
-      maxPendingReads: config.maxPendingReads ?? 4096,
-      preVote: config.preVote ?? true,
-      checkQuorum: config.checkQuorum ?? true,
-      readOnly: config.readOnly ?? ReadOnlyOption.Safe,
-      leaseSafetyTicks: config.leaseSafetyTicks ?? 2,
-      quiesceAfterTicks: config.quiesceAfterTicks ?? 0,
-      snapshotChunkBytes: config.snapshotChunkBytes ?? 1 << 20,
-      snapshotResendTicks: config.snapshotResendTicks ?? config.electionTicks,
-      plantedBug: config.plantedBug,
-    };
+    this.cfg = resolveConfig(config);
     this.reads = new ReadQueue(this.cfg.maxPendingReads);
     this.ticksSinceLeaderContact = this.cfg.readOnly === ReadOnlyOption.Lease ? 0 : this.cfg.electionTicks;
     this.log = new RaftLog(config.storage, config.applied ?? 0);

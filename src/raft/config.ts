@@ -1,0 +1,89 @@
+// The options of a Raft node and their defaults. Every bound the core keeps is named here.
+
+import type { Rng } from './rng';
+import type { RaftStorageReader } from './storage';
+import type { NodeId } from './types';
+
+export const ReadOnlyOption = {
+  /** ReadIndex with a quorum round per read batch: safe without any clock assumption. */
+  Safe: 'safe',
+  /** Serve reads from the leader lease: assumes clocks of all nodes advance at rates within
+   * leaseSafetyTicks/electionTicks of each other (see docs/raft.md, "Lease reads"). */
+  Lease: 'lease',
+} as const;
+export type ReadOnlyOption = (typeof ReadOnlyOption)[keyof typeof ReadOnlyOption];
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  readonly storage: RaftStorageReader;
+  /** Seeded by the host; used only for randomized election timeouts. */
+  readonly rng: Rng;
+  /** A follower campaigns after a random timeout in [electionTicks, 2*electionTicks). */
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** The host's applied index at start (defaults to the snapshot's). */
+  readonly applied?: number;
+  /** Upper bound of entry bytes in one append message (batching). Default 1 MiB. */
+  readonly maxSizePerMsgBytes?: number;
+  /** Flow-control window per follower: appends in flight. Default 64. */
+  readonly maxInflightMsgs?: number;
+  /** Flow-control window per follower in bytes (0 = count only). Default 16 MiB. */
+  readonly maxInflightBytes?: number;
+  /** Bound of committed entry bytes handed out in one Ready. Default 16 MiB. */
+  readonly maxCommittedSizePerReadyBytes?: number;
+  /** Proposals are refused while this many entries are uncommitted. Default 10,000. */
+  readonly maxUncommittedEntries?: number;
+  /** Bound of queued reads on a leader. Default 4096. */
+  readonly maxPendingReads?: number;
+  /** Pre-vote (section 9.6). Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down without a quorum heard for electionTicks; followers in contact with a
+   * leader ignore vote requests (section 6.2 / 9.6). Default true. */
+  readonly checkQuorum?: boolean;
+  readonly readOnly?: ReadOnlyOption;
+  /** Margin subtracted from the lease for clock-rate differences. Default 2. */
+  readonly leaseSafetyTicks?: number;
+  /** A leader idle for this many ticks tells followers to go quiet and stops heartbeats.
+   * 0 disables quiescence. Default 0. */
+  readonly quiesceAfterTicks?: number;
+  /** Snapshot chunk size. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
+  /** Resend an unacknowledged snapshot chunk after this many ticks. Default electionTicks. */
+  readonly snapshotResendTicks?: number;
+  /** TEST ONLY: deliberately break a rule, so tests can show the checkers catch it. */
+  readonly plantedBug?: 'commitPreviousTermByCount' | 'voteIgnoresLog' | 'readWithoutQuorum';
+}
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | {
+      readonly ok: false;
+      readonly reason: 'notLeader' | 'transferring' | 'confChangePending' | 'tooManyUncommitted' | 'invalid' | 'learnerBehind';
+      readonly leader: NodeId;
+    };
+
+export type ResolvedConfig = Required<Omit<RaftConfig, 'applied' | 'plantedBug'>> & Pick<RaftConfig, 'plantedBug'>;
+
+export function resolveConfig(c: RaftConfig): ResolvedConfig {
+  return {
+    id: c.id,
+    storage: c.storage,
+    rng: c.rng,
+    electionTicks: c.electionTicks,
+    heartbeatTicks: c.heartbeatTicks,
+    maxSizePerMsgBytes: c.maxSizePerMsgBytes ?? 1 << 20,
+    maxInflightMsgs: c.maxInflightMsgs ?? 64,
+    maxInflightBytes: c.maxInflightBytes ?? 16 << 20,
+    maxCommittedSizePerReadyBytes: c.maxCommittedSizePerReadyBytes ?? 16 << 20,
+    maxUncommittedEntries: c.maxUncommittedEntries ?? 10_000,
+    maxPendingReads: c.maxPendingReads ?? 4096,
+    preVote: c.preVote ?? true,
+    checkQuorum: c.checkQuorum ?? true,
+    readOnly: c.readOnly ?? ReadOnlyOption.Safe,
+    leaseSafetyTicks: c.leaseSafetyTicks ?? 2,
+    quiesceAfterTicks: c.quiesceAfterTicks ?? 0,
+    snapshotChunkBytes: c.snapshotChunkBytes ?? 1 << 20,
+    snapshotResendTicks: c.snapshotResendTicks ?? c.electionTicks,
+    plantedBug: c.plantedBug,
+  };
+}

@@ -1,6 +1,6 @@
 // File data: open files, the write-back buffer, reads with checksums, truncation.
 //
-// Data lives in blocks of BLOCK_SIZE (128 KiB) keyed by (ino, chunk, block) (src/kv/keys.ts).
+// Data lives in blocks of BLOCK_SIZE (16 KiB) keyed by (ino, chunk, block) (src/kv/keys.ts).
 // Writes go into per-inode block images held in memory (every handle of the inode shares
 // them, so a host sees its own writes at once) and are committed in one transaction together
 // with the file's size and mtime when a bound is passed, or on flush, fsync and release.
@@ -12,9 +12,9 @@ import { decodeBlock, encodeBlock } from './records'
 import { Timespec } from './types'
 
 /** Dirty blocks per file before a write waits for them to be committed (8 MiB). */
-export const MAX_DIRTY_BLOCKS_PER_FILE = 64
+export const MAX_DIRTY_BLOCKS_PER_FILE = (8 * 1024 * 1024) / BLOCK_SIZE
 /** Committed block images kept per open file to serve rewrites without a read (4 MiB). */
-export const MAX_CLEAN_BLOCKS_PER_FILE = 32
+export const MAX_CLEAN_BLOCKS_PER_FILE = (4 * 1024 * 1024) / BLOCK_SIZE
 
 /** Where an open file's attributes live: its single dentry, or its INODE record. */
 export type Loc = { parent: number; name: Buffer } | null

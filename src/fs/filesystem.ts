@@ -4,7 +4,7 @@
 // Permission checks along the path and on directories are the kernel's (the mount uses
 // default_permissions); this layer applies the ownership rules it alone can: owners of new
 // files, chmod/chown/utimens rights, set-ID clearing, and access().
-import { KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
+import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
 import { Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
@@ -94,10 +94,13 @@ export class FileSystem {
         if (existing.format !== FORMAT_VERSION) {
           throw new Error(`store format ${existing.format} is not supported (this build reads format ${FORMAT_VERSION})`)
         }
+        if (existing.blockSizeBytes !== BLOCK_SIZE || existing.chunkBlocks !== CHUNK_BLOCKS) {
+          throw new Error(`store uses ${existing.blockSizeBytes}-byte blocks in chunks of ${existing.chunkBlocks}; this build uses ${BLOCK_SIZE} and ${CHUNK_BLOCKS}`)
+        }
         return
       }
       const now = this.clock.now()
-      tx.put(metaKey, encodeMeta({ format: FORMAT_VERSION, blockSizeBytes: 128 * 1024, chunkBlocks: 32, createdSec: now.sec }))
+      tx.put(metaKey, encodeMeta({ format: FORMAT_VERSION, blockSizeBytes: BLOCK_SIZE, chunkBlocks: CHUNK_BLOCKS, createdSec: now.sec }))
       tx.put(keys.meta('inode-counter'), encodeCounter(ROOT_INO + 1))
       const attrs = newAttrs(S.IFDIR | 0o755, 0, 0, now)
       tx.put(keys.dirSelf(ROOT_INO), encodeDirSelf({ ino: ROOT_INO, parent: ROOT_INO, attrs }))

@@ -7,7 +7,7 @@
 // | 0x01 | DIRSELF | dir ino u64                  | (empty)              | a directory's own attributes  |
 // | 0x02 | DENTRY  | parent ino u64               | name bytes           | entry (+ inline inode)        |
 // | 0x03 | INODE   | ino u64                      | (empty)              | multi-link / orphan attributes|
-// | 0x04 | BLOCK   | ino u64 ++ chunk u32         | block-in-chunk u16   | <= 128 KiB of data + crc32c   |
+// | 0x04 | BLOCK   | ino u64 ++ chunk u32         | block-in-chunk u16   | <= 16 KiB of data + crc32c    |
 // | 0x05 | ORPHAN  | ascii "orphans"              | ino u64              | unlinked-while-open marker    |
 //
 // hash8 spreads partitions over the keyspace; DIRSELF sorts just before the directory's
@@ -23,8 +23,9 @@ export const Kind = {
 } as const
 export type Kind = (typeof Kind)[keyof typeof Kind]
 
-export const BLOCK_SIZE = 128 * 1024
-export const CHUNK_BLOCKS = 32 // 4 MiB chunks
+/** Data block size: small enough that a database page write rewrites little (docs/storage-format.md). */
+export const BLOCK_SIZE = 16 * 1024
+export const CHUNK_BLOCKS = 256 // 4 MiB chunks
 export const MAX_NAME_BYTES = 255
 
 /** MurmurHash3 x86 32-bit: stable, fast in JS, well distributed. Part of the on-disk format. */

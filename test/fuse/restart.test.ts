@@ -45,6 +45,9 @@ test('restart: a file unlinked while open is freed after a crash', async (t) => 
   const holder = spawn('sh', ['-c', `exec 3<"${f}"; rm "${f}"; echo ready; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.after(() => holder.kill('SIGKILL'))
   await new Promise((r) => holder.stdout?.once('data', r))
+  const dfd = fs.openSync(m.mnt, 'r')
+  fs.fsyncSync(dfd) // the unlink is durable from here on
+  fs.closeSync(dfd)
   await m.kill9()
   holder.kill('SIGKILL')
   await m.start()

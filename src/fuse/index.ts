@@ -118,6 +118,10 @@ function toErrno(err: unknown, op: string, log: Logger): number {
     return -errnoNumber('EIO')
   }
   if (err instanceof KvError && err.code === 'TOO_LARGE') return -errnoNumber('EFBIG')
+  if (err instanceof KvError && err.code === 'IO' && /no space|ENOSPC/i.test(err.message)) {
+    log.error({ op, err: err.message }, 'store is full')
+    return -errnoNumber('ENOSPC')
+  }
   log.error({ op, err: err instanceof Error ? err.stack : String(err) }, 'operation failed')
   return -errnoNumber('EIO')
 }

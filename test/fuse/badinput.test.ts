@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
 import { BLOCK_SIZE, keys, LocalKV } from '../../src/kv'
-import { POLYFS, startLocalMount, tempDir } from '../helpers/mount'
+import { LocalMount, POLYFS, startLocalMount, tempDir, waitFor } from '../helpers/mount'
 
 function polyfs(...args: string[]): { status: number | null; stderr: string } {
   const r = spawnSync(process.execPath, [POLYFS, ...args], { encoding: 'utf8', timeout: 30_000 })
@@ -64,8 +65,50 @@ test('corruption: a bad block checksum is EIO with the key logged; a bad entry i
   assert.throws(() => fs.readSync(fd, buf, 0, 4096, BLOCK_SIZE + 100), { code: 'EIO' })
   fs.closeSync(fd)
   assert.throws(() => fs.statSync(path.join(m.mnt, 'meta')), { code: 'EIO' })
-  assert.ok(m.log().includes(blockKey.toString('hex')), 'the log names the corrupt block key')
+  await waitFor(() => m.log().includes(blockKey.toString('hex')), 5000, 'the log line naming the corrupt block key')
   assert.match(m.log(), /corrupt record/)
   fs.writeFileSync(path.join(m.mnt, 'still-works'), 'yes')
   assert.equal(fs.readFileSync(path.join(m.mnt, 'still-works'), 'utf8'), 'yes')
+})
+
+test('full disk: fsync reports the error (ENOSPC/EIO) and everything fsynced before survives', async (t) => {
+  const disk = fs.mkdtempSync(path.join(tmpdir(), 'polyfs-smalldisk-'))
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', disk])
+  assert.equal(mounted.status, 0, String(mounted.stderr))
+  let m: LocalMount | undefined
+  t.after(async () => {
+    await m?.cleanup() // the filesystem first, then its disk, then the directory
+    spawnSync('umount', ['-l', disk])
+    fs.rmSync(disk, { recursive: true, force: true })
+  })
+  m = await startLocalMount(undefined, [], path.join(disk, 'data'))
+  const kept = Buffer.alloc(1 << 20, 0x5a)
+  const fdA = fs.openSync(path.join(m.mnt, 'kept'), 'w')
+  fs.writeSync(fdA, kept)
+  fs.fsyncSync(fdA)
+  fs.closeSync(fdA)
+  let failure: NodeJS.ErrnoException | null = null
+  const fdB = fs.openSync(path.join(m.mnt, 'filler'), 'w')
+  const chunk = Buffer.alloc(1 << 20, 1)
+  for (let i = 0; i < 64 && !failure; i++) {
+    try {
+      fs.writeSync(fdB, chunk)
+      fs.fsyncSync(fdB)
+    } catch (err) {
+      failure = err as NodeJS.ErrnoException
+    }
+  }
+  try {
+    fs.closeSync(fdB)
+  } catch {
+    // close reports the same failure again
+  }
+  assert.ok(failure, 'a 24 MiB disk cannot take 64 MiB: some write or fsync must fail')
+  assert.ok(['ENOSPC', 'EIO'].includes(String(failure.code)), `got ${failure.code}`)
+  await waitFor(() => /store is full|writing to the store failed/.test(m?.log() ?? ''), 5000, 'the log line about the full store')
+  await m.stop()
+  // Give the disk room again: the store reopens and what was fsynced is intact.
+  assert.equal(spawnSync('mount', ['-o', 'remount,size=128m', disk]).status, 0)
+  await m.start()
+  assert.ok(fs.readFileSync(path.join(m.mnt, 'kept')).equals(kept))
 })

@@ -51,7 +51,7 @@ test('restart: a file unlinked while open is freed after a crash', async (t) => 
   await m.kill9()
   holder.kill('SIGKILL')
   await m.start()
-  assert.match(m.log(), /freed orphaned inode/)
+  await waitFor(() => /freed orphaned inode/.test(m.log()), 5000, 'the log line about the freed orphan')
   assert.deepEqual(fs.readdirSync(m.mnt), [])
 })
 

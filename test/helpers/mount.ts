@@ -55,11 +55,11 @@ export interface LocalMount {
  * Starts `polyfs mount --local` on a new temp dir. With `t`, cleanup runs in t.after; without,
  * the caller registers `after(() => m.cleanup())` itself (module-level suites).
  */
-export async function startLocalMount(t?: Cleanup, extraArgs: string[] = []): Promise<LocalMount> {
+export async function startLocalMount(t?: Cleanup, extraArgs: string[] = [], dataDirIn?: string): Promise<LocalMount> {
   const root = mkdtempSync(path.join(tmpdir(), 'polyfs-mnt-'))
   chmodSync(root, 0o755) // other uids (setpriv tests) must reach the mountpoint
   const mnt = path.join(root, 'mnt')
-  const dataDir = path.join(root, 'data')
+  const dataDir = dataDirIn ?? path.join(root, 'data')
   const logFile = path.join(root, 'polyfs.log')
   mkdirSync(mnt)
   const m: LocalMount = {

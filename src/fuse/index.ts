@@ -62,7 +62,8 @@ export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptio
   const problem = await checkMountpoint(mountpoint)
   if (problem) throw new Error(problem)
   const mnt = path.resolve(mountpoint)
-  const ops = makeOps(fs, log)
+  const timing = process.env.POLYFS_OP_TIMING === '1' ? new OpTiming() : null
+  const ops = makeOps(fs, log, timing)
   const fuse = new Fuse(mnt, ops, {
     allowOther: opts.allowOther ?? true,
     defaultPermissions: true,
@@ -93,6 +94,7 @@ export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptio
         await unmount(mnt, log)
         await new Promise<void>((resolve) => fuse.unmount(() => resolve()))
         await fs.close()
+        if (timing) log.info({ ops: timing.summary() }, 'time inside handlers')
         log.info({ mountpoint: mnt }, 'unmounted')
       })()
       return closing
@@ -134,12 +136,36 @@ function toTime(t: { sec: number; nsec: number } | 'now' | 'omit'): TimeArg {
   return t
 }
 
-function makeOps(fs: FileSystem, log: Logger): Record<string, (...args: any[]) => void> {
+/** POLYFS_OP_TIMING=1: per-op count and mean time inside our handlers, logged at unmount. */
+class OpTiming {
+  private readonly ops = new Map<string, { n: number; ns: number }>()
+  record(op: string, ns: number): void {
+    const e = this.ops.get(op) ?? { n: 0, ns: 0 }
+    e.n++
+    e.ns += ns
+    this.ops.set(op, e)
+  }
+  summary(): Record<string, string> {
+    const out: Record<string, string> = {}
+    for (const [op, e] of this.ops) out[op] = `${e.n} x ${(e.ns / e.n / 1000).toFixed(1)} us`
+    return out
+  }
+}
+
+function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<string, (...args: any[]) => void> {
   // Each op: run the fs call, answer cb(0, result) or cb(-errno).
   const wrap =
     <A extends unknown[], R>(op: string, call: (ctx: Ctx, ...args: A) => Promise<R>, reply: (cb: Cb, r: R) => void = (cb) => cb(0)) =>
     (c: NativeCtx, ...rest: unknown[]) => {
-      const cb = rest.pop() as Cb
+      let cb = rest.pop() as Cb
+      if (timing) {
+        const t0 = process.hrtime.bigint()
+        const inner = cb
+        cb = (...a: unknown[]) => {
+          timing.record(op, Number(process.hrtime.bigint() - t0))
+          inner(...a)
+        }
+      }
       let p: Promise<R>
       try {
         p = call(ctxOf(c), ...(rest as A))

@@ -477,25 +477,7 @@ export class FileSystem {
    * handles, and the hidden name resolves to it in memory until libfuse unlinks it.
    */
   private async hide(ctx: Ctx, from: string, to: string): Promise<void> {
-    const [parentPath, name] = this.split(from)
-    const parent = await this.dirIno(parentPath)
-    const f0 = this.findOpenAt(parent, name)
-    if (f0) await flushFile(this.kv, f0)
-    const { ino, orphan } = await this.kv.txn(async (tx) => {
-      const node = await locate(tx, parent, name)
-      if (!node) fail('ENOENT')
-      const n = node as Node
-      if (isDir(n.attrs.mode)) fail('EINVAL', 'libfuse never hides directories')
-      const self = await getDirSelf(tx, parent)
-      const now = this.clock.now()
-      tx.del(n.dentryKey)
-      const orphaned = await this.dropLink(tx, n, now)
-      self.attrs.size--
-      touch(self.attrs, now, true, true)
-      tx.put(keys.dirSelf(parent), encodeDirSelf(self))
-      return { ino: n.ino, orphan: orphaned }
-    })
-    this.markOrphan(orphan)
+    const { ino } = await this.removeName(from, 'EINVAL')
     const f = this.open.get(ino)
     if (f) {
       f.loc = null
@@ -505,25 +487,35 @@ export class FileSystem {
 
   async unlink(ctx: Ctx, path: string): Promise<void> {
     if (this.hidden.delete(path)) return
+    await this.removeName(path, 'EISDIR')
+  }
+
+  /**
+   * Removes the name at path (never a directory: `dirErrno` then) and one link of its inode,
+   * in one transaction with the directory's entry count and times. Returns the inode and
+   * whether it became an orphan (unlinked while open).
+   */
+  private async removeName(path: string, dirErrno: 'EISDIR' | 'EINVAL'): Promise<{ ino: number; orphan: number | null }> {
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const f0 = this.findOpenAt(parent, name)
     if (f0) await flushFile(this.kv, f0) // the INODE record then holds the final size
-    const orphan = await this.kv.txn(async (tx) => {
+    const result = await this.kv.txn(async (tx) => {
       const node = await locate(tx, parent, name)
       if (!node) fail('ENOENT')
       const n = node as Node
-      if (isDir(n.attrs.mode)) fail('EISDIR')
+      if (isDir(n.attrs.mode)) fail(dirErrno)
       const self = await getDirSelf(tx, parent)
       const now = this.clock.now()
       tx.del(n.dentryKey)
-      const orphaned = await this.dropLink(tx, n, now)
+      const orphan = await this.dropLink(tx, n, now)
       self.attrs.size--
       touch(self.attrs, now, true, true)
       tx.put(keys.dirSelf(parent), encodeDirSelf(self))
-      return orphaned
+      return { ino: n.ino, orphan }
     })
-    this.markOrphan(orphan)
+    this.markOrphan(result.orphan)
+    return result
   }
 
   private findOpenAt(parent: number, name: Buffer): OpenFile | undefined {

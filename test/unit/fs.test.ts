@@ -1,0 +1,65 @@
+// The filesystem layer on LocalKV directly, without FUSE: the rules that are easy to get wrong.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { FileSystem, FsError, ROOT_CTX } from '../../src/fs'
+import { LocalKV } from '../../src/kv'
+import { tempDir } from '../helpers/mount'
+
+const c = ROOT_CTX
+const errno = (code: string) => (err: unknown) => err instanceof FsError && err.errno === code
+
+async function open(t: { after(fn: () => unknown): void }, dir = tempDir(t)): Promise<FileSystem> {
+  const fs = await FileSystem.openLocal(dir)
+  t.after(() => fs.close().catch(() => undefined))
+  return fs
+}
+
+test('fs: libfuse hidden-name rename is an unlink: the entry is gone, the data stays until release', async (t) => {
+  const fs = await open(t)
+  const fh = await fs.create(c, '/f', 0o644, 0)
+  await fs.write(c, fh, Buffer.from('payload'), 7, 0)
+  await fs.rename(c, '/f', '/.fuse_hidden0000000100000002')
+  assert.deepEqual((await fs.readdir(c, '/')).names, ['.', '..'])
+  assert.equal((await fs.getattr(c, '/.fuse_hidden0000000100000002')).nlink, 0)
+  const buf = Buffer.alloc(7)
+  assert.equal(await fs.read(c, fh, buf, 7, 0), 7)
+  assert.equal(buf.toString(), 'payload')
+  await fs.release(c, fh)
+  await fs.unlink(c, '/.fuse_hidden0000000100000002')
+  await assert.rejects(fs.getattr(c, '/.fuse_hidden0000000100000002'), errno('ENOENT'))
+  assert.deepEqual(fs.stats(), { openFiles: 0, handles: 0 })
+})
+
+test('fs: an orphan left by a crash is freed when the store is opened again', async (t) => {
+  const dir = tempDir(t)
+  const fs1 = await FileSystem.openLocal(dir)
+  const fh = await fs1.create(c, '/gone', 0o644, 0)
+  await fs1.write(c, fh, Buffer.alloc(100_000, 1), 100_000, 0)
+  await fs1.flush(c, fh)
+  await fs1.unlink(c, '/gone')
+  await fs1.kv.sync()
+  await fs1.kv.close() // a "crash": the handle is never released
+  const logs: string[] = []
+  const log = { info: (o: unknown, m: string) => logs.push(m), error: () => undefined, warn: () => undefined } as never
+  const fs2 = await FileSystem.open(await LocalKV.open(dir), { log })
+  t.after(() => fs2.close())
+  assert.deepEqual(logs, ['freed orphaned inode'])
+  const left = await fs2.kv.scan({ start: Buffer.alloc(1), end: Buffer.alloc(9, 0xff) })
+  assert.equal(left.filter((e) => e.value[1] === 6).length, 0, 'no data block is left')
+})
+
+test('fs: rename keeps an open file reachable through its handle and updates its location', async (t) => {
+  const fs = await open(t)
+  await fs.mkdir(c, '/a', 0o755)
+  await fs.mkdir(c, '/b', 0o755)
+  const fh = await fs.create(c, '/a/f', 0o644, 0)
+  await fs.rename(c, '/a/f', '/b/g')
+  await fs.write(c, fh, Buffer.from('x'), 1, 0)
+  await fs.fsync(c, fh)
+  assert.equal((await fs.getattr(c, '/b/g')).size, 1)
+  assert.equal((await fs.fgetattr(c, fh)).size, 1)
+  await fs.release(c, fh)
+  await assert.rejects(fs.rmdir(c, '/b'), errno('ENOTEMPTY'))
+  await assert.rejects(fs.rename(c, '/a', '/a/inside'), errno('EINVAL'))
+  assert.equal((await fs.getattr(c, '/')).nlink, 4)
+})

@@ -2,9 +2,16 @@
 //   index.ts  the commander program: subcommands, flags, help text
 //   mount.ts  `polyfs mount --local` and `polyfs dev`: a local store served through FUSE
 // Later issues add waypoint, node, status and plugin here, each in its own file.
-import { Command, Option } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import path from 'node:path'
 import { runLocalMount } from './mount'
+
+/** A number of seconds in [0, 3600], or a usage error that says so. */
+function seconds(value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 3600) throw new InvalidArgumentError('expected a number of seconds from 0 to 3600')
+  return n
+}
 
 export function main(argv: string[]): void {
   const program = new Command()
@@ -20,10 +27,10 @@ export function main(argv: string[]): void {
     .requiredOption('--local <dataDir>', 'serve a single-node filesystem stored in DATA_DIR (created when missing; for development and tests)')
     .argument('<mountpoint>', 'an existing, empty directory')
     .addOption(logLevel())
-    .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime', '1')
+    .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime, 0 to 3600', seconds, 1)
     .option('--fuse-debug', 'print libfuse debug output', false)
-    .action(async (mountpoint: string, o: { local: string; logLevel: string; attrTimeout: string; fuseDebug: boolean }) => {
-      await runLocalMount({ dataDir: o.local, mountpoint, logLevel: o.logLevel, attrTimeoutSec: Number(o.attrTimeout), debug: o.fuseDebug })
+    .action(async (mountpoint: string, o: { local: string; logLevel: string; attrTimeout: number; fuseDebug: boolean }) => {
+      await runLocalMount({ dataDir: o.local, mountpoint, logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout, debug: o.fuseDebug })
     })
 
   program
@@ -36,6 +43,10 @@ export function main(argv: string[]): void {
       await runLocalMount({ dataDir: path.resolve(o.data), mountpoint: path.resolve(o.mount), logLevel: o.logLevel, createMountpoint: true, banner: true })
     })
 
+  program.addHelpText(
+    'after',
+    '\nEnvironment:\n  POLYFS_OP_TIMING=1  log, at unmount, how many times each FUSE operation ran and its mean time inside PolyFS\n\nLogs are JSON lines (pino) on stderr. Docs: docs/ in the repository.\n',
+  )
   program.parseAsync(argv).catch((err: Error) => {
     process.stderr.write(`polyfs: ${err.message}\n`)
     process.exit(1)

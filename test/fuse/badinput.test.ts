@@ -35,6 +35,9 @@ test('cli: a missing, non-empty, non-directory or busy mountpoint is refused wit
   r = polyfs('mount', '--local', path.join(dir, 'data3'), '--bogus', path.join(dir, 'x'))
   assert.notEqual(r.status, 0)
   assert.match(r.stderr, /unknown option/)
+  r = polyfs('mount', '--local', path.join(dir, 'data3'), '--attr-timeout', 'soon', path.join(dir, 'x'))
+  assert.equal(r.status, 1)
+  assert.match(r.stderr, /argument 'soon' is invalid. expected a number of seconds/)
 })
 
 /** Flips one byte of the value at `key` in a stopped store. */

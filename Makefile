@@ -1,7 +1,7 @@
 # PolyFS: the two commands a newcomer needs are `make test` and `make up`.
 # Both install what they need on a fresh Debian 12 machine (run as root), then build.
 SHELL := /bin/bash
-APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git util-linux python3 make g++
+APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++
 STAMP := node_modules/.polyfs-deps
 
 .PHONY: all deps apt build test up dev bench clean
@@ -9,7 +9,8 @@ STAMP := node_modules/.polyfs-deps
 all: build
 
 # Debian packages: libfuse2 (the addon links libfuse.so.2), fuse3 (fusermount), bindfs and fio
-# (bench/), attr (getfattr/setfattr), sqlite3 and git (tests run them on the mount).
+# (bench/), attr (getfattr/setfattr), sqlite3, git and vim (tests run them on the mount),
+# util-linux and mount (setpriv, tmpfs for the full-disk test).
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -2,6 +2,7 @@
 //   keys.ts   the whole key layout (table at its head) and block math
 //   types.ts  the KV / Txn interface, errors and limits (docs/kv.md)
 //   local.ts  LocalKV: one classic-level store, optimistic transactions, group commit
+//   wal.ts    LocalKV's write-ahead log: two preallocated files, fdatasync, recovery
 // The cluster's distributed client will be a second KV implementation beside local.ts.
 export { LocalKV } from './local'
 export { KvError, KvErrorCode, LIMITS } from './types'

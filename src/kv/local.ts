@@ -7,15 +7,18 @@
 // Validation, sequence assignment and making the writes visible happen in one synchronous
 // step, so there is no window between them.
 //
-// Writes are applied at once to an in-memory overlay that every read consults first, and
-// written to LevelDB behind, in commit order, many commits per batch (group commit). So the
-// store on disk is always a prefix of the acknowledged commits, each one whole. A commit
-// with { sync: true } and sync() resolve only when their batch is synced to disk. If a batch
-// write ever fails, the store refuses every later commit and sync with an IO error (what was
-// acknowledged stays readable from memory; docs/kv.md).
+// A commit is appended to the write-ahead log (wal.ts: a write() into the page cache, so a
+// killed process loses nothing acknowledged) and applied at once to an in-memory overlay
+// that every read consults first. Behind, in commit order and many commits per group (group
+// commit), the log is fdatasync'ed and only then are the commits written to LevelDB, without
+// syncing LevelDB: so LevelDB only ever holds commits the log has made durable, and replaying
+// the log over it after a crash gives exactly the last durable commit. A commit with
+// { sync: true } and sync() resolve when the log holding them is synced. If a write ever
+// fails, the store refuses every later commit and sync with an IO error (docs/kv.md).
 import { statfs } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
 import { keys } from './keys'
+import { Wal, decodeOps, encodeOps } from './wal'
 import { Entry, KV, KvError, LIMITS, Range, Txn, TxnOptions } from './types'
 
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
@@ -44,6 +47,8 @@ interface Overlaid {
 const MAX_BATCH_COMMITS = 1024
 /** Bytes of not-yet-written commits before new transactions wait for the writer. */
 const MAX_OVERLAY_BYTES = 64 * 1024 * 1024
+/** Size of each of the two write-ahead log files (smaller on a nearly full disk). */
+const WAL_FILE_BYTES = 32 * 1024 * 1024
 /** How long unsynced commits may gather before they are written. */
 const WRITE_DELAY_MS = 2
 
@@ -59,15 +64,19 @@ export class LocalKV implements KV {
   private overlayBytes = 0
   private failed: KvError | null = null
   private writeTimer: NodeJS.Timeout | null = null
+  /** The chain of LevelDB writes, in commit order. */
+  private applying: Promise<void> = Promise.resolve()
   private closed = false
-  private readonly syncKey = keys.meta('sync')
+  private appliedSeq = 0
+  private readonly checkpointKey = keys.meta('wal-checkpoint')
 
   private constructor(
     private readonly db: ClassicLevel<Buffer, Buffer>,
+    private readonly wal: Wal,
     readonly dir: string,
   ) {}
 
-  static async open(dir: string): Promise<LocalKV> {
+  static async open(dir: string, opts: { walFileBytes?: number } = {}): Promise<LocalKV> {
     // A 64 MiB memtable between flushes (the default is 4 MiB); data blocks are checksummed,
     // mostly incompressible data, so no snappy on every write.
     const db = new ClassicLevel<Buffer, Buffer>(dir, {
@@ -83,7 +92,31 @@ export class LocalKV implements KV {
     } catch (err) {
       throw new KvError('IO', `cannot open store at ${dir}: ${(err as Error).message}`)
     }
-    return new LocalKV(db, dir)
+    try {
+      return await LocalKV.recover(db, dir, opts.walFileBytes)
+    } catch (err) {
+      await db.close()
+      throw err instanceof KvError ? err : new KvError('IO', `cannot recover the store at ${dir}: ${(err as Error).message}`)
+    }
+  }
+
+  /** Replays the log's commits newer than the checkpoint into LevelDB, syncs, starts a new epoch. */
+  private static async recover(db: ClassicLevel<Buffer, Buffer>, dir: string, walFileBytes?: number): Promise<LocalKV> {
+    const checkpointKey = keys.meta('wal-checkpoint')
+    const cp = db.getSync(checkpointKey)
+    const checkpoint = cp ? cp.readUInt32BE(0) * 0x100000000 + cp.readUInt32BE(4) : 0
+    const s = await statfs(dir)
+    const fileBytes = walFileBytes ?? Math.max(4 << 20, Math.min(WAL_FILE_BYTES, Math.floor((s.bavail * s.bsize) / 16)))
+    const { wal, recovered } = Wal.open(dir, fileBytes, checkpoint)
+    const raw = db as unknown as { _batch(ops: Op[], options: { sync: boolean }): Promise<void> }
+    for (const payload of recovered.payloads) await raw._batch(decodeOps(payload), { sync: false })
+    const mark = Buffer.alloc(8)
+    mark.writeUInt32BE(Math.floor(recovered.maxEpoch / 0x100000000), 0)
+    mark.writeUInt32BE(recovered.maxEpoch >>> 0, 4)
+    await raw._batch([{ type: 'put', key: checkpointKey, value: mark }], { sync: true })
+    wal.start(recovered.maxEpoch)
+    await wal.sync()
+    return new LocalKV(db, wal, dir)
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -138,6 +171,7 @@ export class LocalKV implements KV {
       if (this.overlayBytes > MAX_OVERLAY_BYTES) {
         this.startWriting()
         if (this.writing) await this.writing.catch(() => undefined)
+        await this.applying
       }
       const id = this.nextTxnId++
       const tx = new LocalTxn(this, this.lastSeq)
@@ -163,9 +197,11 @@ export class LocalKV implements KV {
 
   async sync(): Promise<void> {
     this.checkOpen()
-    // LevelDB skips empty batches, so a sync is a synced delete of a reserved key that never
-    // holds a value (META "sync"); it flushes the whole log, and with it every earlier commit.
-    await this.enqueue([{ type: 'del', key: this.syncKey }], ++this.lastSeq, true)
+    // Commits already in LevelDB went there after the log holding them was synced: only the
+    // queued ones need the log synced, which the next group does.
+    if (this.queue.length === 0 && !this.writing) return
+    await this.enqueue([], this.lastSeq, true)
+    if (this.failed) throw this.failed
   }
 
   async usage(): Promise<{ usedBytes: number; freeBytes: number; totalBytes: number }> {
@@ -179,8 +215,20 @@ export class LocalKV implements KV {
     if (this.closed) return
     this.startWriting()
     while (this.writing) await this.writing.catch(() => undefined)
+    await this.applying
     this.closed = true
+    if (!this.failed) await this.checkpoint(this.wal.epoch).catch(() => undefined)
+    this.wal.close()
     await this.db.close()
+  }
+
+  /** Records in LevelDB (synced) that every commit of `epoch` and before is in it. */
+  private async checkpoint(epoch: number): Promise<void> {
+    const mark = Buffer.alloc(8)
+    mark.writeUInt32BE(Math.floor(epoch / 0x100000000), 0)
+    mark.writeUInt32BE(epoch >>> 0, 4)
+    await this.writeBatch([{ type: 'put', key: this.checkpointKey, value: mark }], true)
+    this.wal.checkpointed(epoch)
   }
 
   private checkOpen(): void {
@@ -196,7 +244,14 @@ export class LocalKV implements KV {
     const ops = tx.ops()
     if (ops.length === 0) return sync ? this.sync() : Promise.resolve()
     if (this.failed) throw this.failed
-    const seq = ++this.lastSeq
+    const seq = this.lastSeq + 1
+    try {
+      this.wal.append(seq, encodeOps(ops))
+    } catch (err) {
+      this.failed = new KvError('IO', `writing to the store failed: ${(err as Error).message}`)
+      throw this.failed
+    }
+    this.lastSeq = seq
     this.log.push({ seq, keys: ops.map((o) => o.key) })
     for (const op of ops) {
       const k = op.key.toString('latin1')
@@ -229,36 +284,54 @@ export class LocalKV implements KV {
     if (!this.writing && this.queue.length > 0) this.writing = this.writeLoop()
   }
 
+  /**
+   * Two stages in commit order: sync the log for a group (then its sync waiters may go), and
+   * apply the group to LevelDB. The next group's log sync does not wait for the previous
+   * group's LevelDB write; LevelDB writes stay in order on their own chain.
+   */
   private async writeLoop(): Promise<void> {
     while (this.queue.length > 0) {
       const group = this.queue.splice(0, MAX_BATCH_COMMITS)
-      const ops: Op[] = []
-      let sync = false
-      for (const p of group) {
-        for (const op of p.ops) ops.push(op)
-        sync ||= p.sync
-      }
       try {
         if (this.failed) throw this.failed
-        await this.writeBatch(ops, sync)
+        await this.wal.sync() // durable from here
       } catch (err) {
         this.failed ??= new KvError('IO', `writing to the store failed: ${(err as Error).message}`)
         for (const p of group) p.reject(this.failed)
         continue
       }
-      const top = group[group.length - 1].seq
-      for (const op of ops) {
-        const k = op.key.toString('latin1')
-        const o = this.overlay.get(k)
-        if (o && o.seq <= top) {
-          this.overlay.delete(k)
-          this.overlayBytes -= o.key.length + (o.value?.length ?? 0)
-        }
-      }
       for (const p of group) p.resolve()
+      this.applying = this.applying.then(() => this.apply(group))
     }
     this.writing = null
     if (this.queue.length > 0) this.startWriting()
+  }
+
+  /** Writes a group whose log is synced to LevelDB (unsynced), then drops it from the overlay. */
+  private async apply(group: Pending[]): Promise<void> {
+    if (this.failed) return
+    const ops: Op[] = []
+    for (const p of group) for (const op of p.ops) ops.push(op)
+    const top = group[group.length - 1].seq
+    try {
+      if (ops.length > 0) await this.writeBatch(ops, false)
+      this.appliedSeq = Math.max(this.appliedSeq, top)
+      const due = this.wal.checkpointDue(this.appliedSeq)
+      if (due !== null) await this.checkpoint(due)
+    } catch (err) {
+      // The commits are durable in the log and visible from the overlay; LevelDB failing means
+      // the disk is in trouble: refuse everything from now on.
+      this.failed ??= new KvError('IO', `writing to the store failed: ${(err as Error).message}`)
+      return
+    }
+    for (const op of ops) {
+      const k = op.key.toString('latin1')
+      const o = this.overlay.get(k)
+      if (o && o.seq <= top) {
+        this.overlay.delete(k)
+        this.overlayBytes -= o.key.length + (o.value?.length ?? 0)
+      }
+    }
   }
 
   /**

@@ -49,8 +49,15 @@ const MAX_BATCH_COMMITS = 1024
 const MAX_OVERLAY_BYTES = 64 * 1024 * 1024
 /** Size of each of the two write-ahead log files (smaller on a nearly full disk). */
 const WAL_FILE_BYTES = 32 * 1024 * 1024
-/** How long unsynced commits may gather before they are written. */
-const WRITE_DELAY_MS = 2
+/**
+ * How long unsynced commits may wait before the log is synced and they go to LevelDB (like a
+ * local filesystem's commit interval). They are in the log's page cache already, so a killed
+ * process loses none of them; a machine crash may lose up to this much of what no fsync
+ * covered. Sooner when the overlay passes SOON_OVERLAY_* or a sync is asked for.
+ */
+const WRITE_DELAY_MS = 1000
+const SOON_OVERLAY_BYTES = 16 * 1024 * 1024
+const SOON_OVERLAY_ENTRIES = 20_000
 
 export class LocalKV implements KV {
   private lastSeq = 0
@@ -273,7 +280,7 @@ export class LocalKV implements KV {
       if (this.writing) return
       // Unsynced commits are already visible: wait a moment so that many share one batch
       // (one wake-up of LevelDB's thread instead of one per operation). A sync goes now.
-      if (sync || this.queue.length >= MAX_BATCH_COMMITS) this.startWriting()
+      if (sync || this.queue.length >= MAX_BATCH_COMMITS || this.overlayBytes > SOON_OVERLAY_BYTES || this.overlay.size > SOON_OVERLAY_ENTRIES) this.startWriting()
       else this.writeTimer ??= setTimeout(() => this.startWriting(), WRITE_DELAY_MS)
     })
   }

@@ -8,7 +8,8 @@
 //
 // File layout (docs/storage-format.md, "Write-ahead log"):
 //   header (4 KiB): magic u32 "PWAL", version u32 = 1, epoch u64, crc32c u32 of the 16 bytes before
-//   records:        magic u32 "PREC", length u32, epoch u64, seq u64, crc32c u32 of epoch, seq and payload, payload
+//   records:        magic u32 "PREC", length u32, epoch u64, seq u64, crc32c u32 of epoch, seq and payload, payload,
+//                   zeros up to the next 4 KiB boundary (every record starts on a page)
 // A file's records count only while their epoch equals the header's; recovery stops at the
 // first record that fails a check (a torn write at the end). A file may be reused once
 // every commit in it is durable in LevelDB: LevelDB's META "wal-checkpoint" holds the
@@ -88,7 +89,7 @@ export class Wal {
   append(seq: number, payload: Buffer): void {
     let f = this.files[this.cur]
     const size = RECORD_HEADER + payload.length
-    if (f.pos + size > this.fileBytes && f.lastSeq > 0 && this.pendingCheckpoint === null) {
+    if (f.pos + pageAlign(size) > this.fileBytes && f.lastSeq > 0 && this.pendingCheckpoint === null) {
       // Switch files. The other one is free: its commits are durable in LevelDB.
       this.pendingCheckpoint = { epoch: f.epoch, lastSeq: f.lastSeq }
       const next = this.files[this.cur === 0 ? 1 : 0]
@@ -98,15 +99,17 @@ export class Wal {
     }
     // (When the other file is still waiting for its checkpoint, this one grows past its size:
     // slower fdatasyncs for a while, never a refused commit.)
-    const rec = Buffer.allocUnsafe(RECORD_HEADER)
+    // One write of whole pages: a partial-page write into a page that is not cached would make
+    // the kernel read it from disk first (measured: a quarter of a create's CPU time).
+    const rec = Buffer.alloc(pageAlign(size))
     rec.writeUInt32BE(RECORD_MAGIC, 0)
     rec.writeUInt32BE(payload.length, 4)
     writeU64(rec, 8, f.epoch)
     writeU64(rec, 16, seq)
     rec.writeUInt32BE(crc32c(payload, crc32c(rec.subarray(8, 24))), 24)
+    payload.copy(rec, RECORD_HEADER)
     writeAll(f.fd, rec, f.pos)
-    writeAll(f.fd, payload, f.pos + RECORD_HEADER)
-    f.pos += size
+    f.pos += rec.length
     f.dirty = true
     f.lastSeq = seq
   }
@@ -198,10 +201,13 @@ function readRecords(f: WalFile): Array<{ seq: number; payload: Buffer }> {
     if (crc32c(payload, crc32c(head.subarray(8, 24))) !== head.readUInt32BE(24)) break
     out.push({ seq, payload })
     prevSeq = seq
-    pos += RECORD_HEADER + len
+    pos += pageAlign(RECORD_HEADER + len)
   }
   return out
 }
+
+const PAGE = 4096
+const pageAlign = (n: number): number => Math.ceil(n / PAGE) * PAGE
 
 function writeAll(fd: number, buf: Buffer, at: number): void {
   let done = 0

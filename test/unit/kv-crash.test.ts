@@ -87,7 +87,7 @@ function tearAfterLastRecord(file: string): void {
     for (;;) {
       readSync(fd, header, 0, 28, pos)
       if (header.readUInt32BE(0) !== 0x50524543 || !header.subarray(8, 16).equals(epoch)) break
-      pos += 28 + header.readUInt32BE(4)
+      pos += Math.ceil((28 + header.readUInt32BE(4)) / 4096) * 4096
     }
     const torn = Buffer.alloc(28 + 100, 0xab)
     torn.writeUInt32BE(0x50524543, 0)

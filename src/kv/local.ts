@@ -61,6 +61,8 @@ const SOON_OVERLAY_ENTRIES = 20_000
 
 export class LocalKV implements KV {
   private lastSeq = 0
+  /** Transactions re-run after a conflict (status, tests). */
+  conflicts = 0
   /** Write sets of commits newer than the oldest running transaction, oldest first. */
   private log: Committed[] = []
   private readonly active = new Map<number, number>() // txn id -> start seq
@@ -196,6 +198,7 @@ export class LocalKV implements KV {
         await commit
         return result
       }
+      this.conflicts++
       if (attempt >= attempts) throw new KvError('CONFLICT', `transaction conflicted ${attempts} times`)
       if (attempt > 2) await new Promise((r) => setTimeout(r, Math.min(50, attempt * Math.random() * 2)))
       else await new Promise((r) => setImmediate(r))

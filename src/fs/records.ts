@@ -4,6 +4,7 @@
 // throw CorruptRecordError naming the key, which the filesystem turns into EIO.
 import { crc32c } from '@node-rs/crc32'
 import { hexKey } from '../kv'
+import { InodeFields } from './types'
 
 export const RECORD_VERSION = 1
 export const FORMAT_VERSION = 1
@@ -32,20 +33,8 @@ export class CorruptRecordError extends Error {
   }
 }
 
-/** An inode's attributes, wherever they are stored. Times are seconds + nanoseconds. */
-export interface Attrs {
-  mode: number
-  uid: number
-  gid: number
-  nlink: number
-  size: number
-  rdev: number
-  atimeSec: number
-  atimeNsec: number
-  mtimeSec: number
-  mtimeNsec: number
-  ctimeSec: number
-  ctimeNsec: number
+/** An inode's attributes, wherever they are stored. */
+export interface Attrs extends InodeFields {
   /** Symlink target; empty for everything else. */
   target: Buffer
   /** Extended attributes by name. */

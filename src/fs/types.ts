@@ -11,22 +11,27 @@ export interface Ctx {
 
 export const ROOT_CTX: Ctx = { uid: 0, gid: 0, pid: 0 }
 
-export interface Stat {
-  ino: number
+/** The fields an inode's stored attributes and its stat share. Times: seconds + nanoseconds. */
+export interface InodeFields {
   mode: number
   uid: number
   gid: number
   nlink: number
   size: number
   rdev: number
-  blksize: number
-  blocks: number
   atimeSec: number
   atimeNsec: number
   mtimeSec: number
   mtimeNsec: number
   ctimeSec: number
   ctimeNsec: number
+}
+
+/** What getattr answers. */
+export interface Stat extends InodeFields {
+  ino: number
+  blksize: number
+  blocks: number
 }
 
 export interface StatFs {

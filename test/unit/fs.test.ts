@@ -63,3 +63,31 @@ test('fs: rename keeps an open file reachable through its handle and updates its
   await assert.rejects(fs.rename(c, '/a', '/a/inside'), errno('EINVAL'))
   assert.equal((await fs.getattr(c, '/')).nlink, 4)
 })
+
+test('fs: access() and the ownership rules for non-root callers, without the kernel in front', async (t) => {
+  const fs = await open(t)
+  const alice = { uid: 1000, gid: 1000, pid: 1 }
+  const bob = { uid: 1001, gid: 1001, pid: 2, groups: [1000] }
+  const eve = { uid: 1002, gid: 1002, pid: 3 }
+  await fs.mkdir(c, '/shared', 0o777)
+  await fs.chmod(c, '/shared', 0o777)
+  const fh = await fs.create(alice, '/shared/a', 0o640, 0)
+  await fs.release(alice, fh)
+  assert.equal((await fs.getattr(c, '/shared/a')).uid, 1000)
+  await fs.access(alice, '/shared/a', 4 | 2)
+  await fs.access(bob, '/shared/a', 4) // through a supplementary group
+  await assert.rejects(fs.access(bob, '/shared/a', 2), errno('EACCES'))
+  await assert.rejects(fs.access(eve, '/shared/a', 4), errno('EACCES'))
+  await assert.rejects(fs.chmod(eve, '/shared/a', 0o666), errno('EPERM'))
+  await assert.rejects(fs.chown(alice, '/shared/a', 1001, -1), errno('EPERM'), 'giving a file away')
+  await assert.rejects(fs.chown(alice, '/shared/a', -1, 1002), errno('EPERM'), 'to a group one is not in')
+  await fs.chmod(alice, '/shared/a', 0o6750)
+  await fs.chown(c, '/shared/a', -1, 1000)
+  assert.equal((await fs.getattr(c, '/shared/a')).mode & 0o7777, 0o0750, 'chown clears set-user-ID and set-group-ID')
+  await assert.rejects(fs.utimens(eve, '/shared/a', { sec: 1, nsec: 0 }, 'omit'), errno('EPERM'))
+  await fs.utimens(alice, '/shared/a', { sec: 1, nsec: 5 }, 'omit')
+  const st = await fs.getattr(c, '/shared/a')
+  assert.deepEqual([st.atimeSec, st.atimeNsec], [1, 5])
+  await assert.rejects(fs.setxattr(eve, '/shared/a', 'trusted.x', Buffer.from('1'), 0), errno('EPERM'))
+  await assert.rejects(fs.setxattr(c, '/shared/a', 'system.posix_acl_access', Buffer.from('1'), 0), errno('EOPNOTSUPP'))
+})

@@ -63,12 +63,49 @@ export class FileSystem {
   private inoLimit = 0
   private inoAlloc: Promise<void> | null = null
 
+  /**
+   * The stat of the entry made last, kept for the getattr libfuse makes right after
+   * create/mkdir/mknod/symlink (one lookup less per new entry). Valid only while no
+   * transaction has started or ended since (gen) and none is running (busy).
+   */
+  private fresh: { path: string; ino: number; stat: Stat; gen: number } | null = null
+  private gen = 0
+  private busy = 0
+  /** kv, with every transaction counted for `fresh`. */
+  private readonly store: KV
+
   private constructor(
     readonly kv: KV,
     opts: FsOptions,
   ) {
     this.clock = opts.clock ?? realClock
     this.log = opts.log ?? logger('fs')
+    const self = this
+    this.store = {
+      get: (key) => kv.get(key),
+      scan: (range) => kv.scan(range),
+      sync: () => kv.sync(),
+      close: () => kv.close(),
+      usage: () => kv.usage(),
+      async txn(fn, opts) {
+        self.gen++
+        self.busy++
+        try {
+          return await kv.txn(fn, opts)
+        } finally {
+          self.busy--
+          self.gen++
+        }
+      },
+    }
+  }
+
+  /** The fresh stat for path (or ino), once; null when anything may have changed since. */
+  private takeFresh(path: string | null, ino: number): Stat | null {
+    const f = this.fresh
+    if (!f || f.gen !== this.gen || this.busy !== 0 || (path !== null ? f.path !== path : f.ino !== ino)) return null
+    this.fresh = null
+    return { ...f.stat }
   }
 
   /** Opens the filesystem on kv, formatting an empty store and freeing orphans of a crash. */
@@ -88,7 +125,7 @@ export class FileSystem {
 
   private async formatOrCheck(): Promise<void> {
     const metaKey = keys.meta('format')
-    await this.kv.txn(async (tx) => {
+    await this.store.txn(async (tx) => {
       const existing = await read(tx, metaKey, decodeMeta)
       if (existing) {
         if (existing.format !== FORMAT_VERSION) {
@@ -110,10 +147,10 @@ export class FileSystem {
   /** Files unlinked while open when the process died: nobody can have them open now. */
   private async freeOrphans(): Promise<void> {
     const range = keys.orphanRange()
-    for (const { key, value } of await this.kv.scan(range)) {
+    for (const { key, value } of await this.store.scan(range)) {
       decodeOrphan(value, key)
       const ino = key.readUInt32BE(key.length - 8) * 0x100000000 + key.readUInt32BE(key.length - 4)
-      await this.kv.txn(async (tx) => {
+      await this.store.txn(async (tx) => {
         const rec = await read(tx, keys.inode(ino), decodeInode)
         if (rec) deleteBlocks(tx, ino, rec.attrs.size)
         tx.del(keys.inode(ino))
@@ -127,13 +164,13 @@ export class FileSystem {
   async close(): Promise<void> {
     for (const f of this.open.values()) {
       try {
-        await flushFile(this.kv, f)
+        await flushFile(this.store, f)
       } catch (err) {
         this.log.error({ ino: f.ino, err }, 'flush at close failed')
       }
     }
-    await this.kv.sync()
-    await this.kv.close()
+    await this.store.sync()
+    await this.store.close()
   }
 
   // ---------------------------------------------------------------- paths
@@ -155,7 +192,7 @@ export class FileSystem {
     if (cached !== undefined) return cached
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
-    const node = await locate(this.kv, parent, name)
+    const node = await locate(this.store, parent, name)
     if (!node) fail('ENOENT')
     if (!isDir((node as Node).attrs.mode)) fail('ENOTDIR')
     if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear()
@@ -190,7 +227,7 @@ export class FileSystem {
   private async allocIno(): Promise<number> {
     while (this.inoNext >= this.inoLimit) {
       if (!this.inoAlloc) {
-        this.inoAlloc = this.kv
+        this.inoAlloc = this.store
           .txn(async (tx) => {
             const key = keys.meta('inode-counter')
             const next = (await read(tx, key, decodeCounter)) ?? ROOT_INO + 1
@@ -226,25 +263,29 @@ export class FileSystem {
   }
 
   async getattr(ctx: Ctx, path: string): Promise<Stat> {
-    const node = await this.node(this.kv, path)
+    const fresh = this.takeFresh(path, 0)
+    if (fresh) return this.overlay(fresh)
+    const node = await this.node(this.store, path)
     return this.overlay(toStat(node.ino, node.attrs))
   }
 
   async fgetattr(ctx: Ctx, fh: number): Promise<Stat> {
     const f = this.handle(fh).file
-    const node = await loadFileNode(this.kv, f)
+    const fresh = this.takeFresh(null, f.ino)
+    if (fresh) return this.overlay(fresh)
+    const node = await loadFileNode(this.store, f)
     return this.overlay(toStat(f.ino, node.attrs))
   }
 
   async access(ctx: Ctx, path: string, mask: number): Promise<void> {
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     if (mask !== 0 && !permits(ctx, node.attrs, mask)) fail('EACCES')
   }
 
   /** Runs `change` on the node at path in a transaction and stores the result. */
   private async setattr(path: string, change: (node: Node) => void | Promise<void>): Promise<void> {
     await this.flushOpen(path)
-    await this.kv.txn(async (tx) => {
+    await this.store.txn(async (tx) => {
       const node = await this.node(tx, path)
       await change(node)
       storeAttrs(tx, node)
@@ -257,7 +298,7 @@ export class FileSystem {
     const [parentPath, name] = this.split(path)
     const parent = this.dirCache.get(parentPath) ?? (parentPath === '/' ? ROOT_INO : undefined)
     for (const f of this.open.values()) {
-      if (f.loc && (parent === undefined || f.loc.parent === parent) && f.loc.name.equals(name)) await flushFile(this.kv, f)
+      if (f.loc && (parent === undefined || f.loc.parent === parent) && f.loc.name.equals(name)) await flushFile(this.store, f)
     }
   }
 
@@ -317,7 +358,7 @@ export class FileSystem {
   }
 
   async statfs(ctx: Ctx): Promise<StatFs> {
-    const u = await this.kv.usage()
+    const u = await this.store.usage()
     const bsize = 4096
     const files = 1 << 30
     return {
@@ -336,14 +377,14 @@ export class FileSystem {
   // ---------------------------------------------------------------- directories
 
   async readdir(ctx: Ctx, path: string): Promise<{ names: string[]; stats: Stat[] }> {
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     if (!isDir(node.attrs.mode)) fail('ENOTDIR')
     const self = node.self as DirSelf
     const names = ['.', '..']
     const stats: Stat[] = [toStat(node.ino, node.attrs), { ...toStat(self.parent, node.attrs), mode: S.IFDIR }]
     const range = keys.dentryRange(node.ino)
     const prefixLen = range.start.length
-    for (const { key, value } of await this.kv.scan(range)) {
+    for (const { key, value } of await this.store.scan(range)) {
       const d = decodeDentry(value, key)
       names.push(key.subarray(prefixLen).toString('utf8'))
       if (d.form === DentryForm.INLINE) stats.push(this.overlay(toStat(d.ino, d.attrs)))
@@ -357,7 +398,7 @@ export class FileSystem {
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const ino = await this.allocIno()
-    const node = await this.kv.txn(async (tx) => {
+    const node = await this.store.txn(async (tx) => {
       const self = await getDirSelf(tx, parent)
       if (await tx.get(keys.dentry(parent, name))) fail('EEXIST')
       const now = this.clock.now()
@@ -384,6 +425,7 @@ export class FileSystem {
       tx.put(keys.dirSelf(parent), encodeDirSelf(self))
       return n
     })
+    if (this.busy === 0) this.fresh = { path, ino, stat: toStat(ino, node.attrs), gen: this.gen }
     return { ino, node }
   }
 
@@ -410,7 +452,7 @@ export class FileSystem {
   }
 
   async readlink(ctx: Ctx, path: string): Promise<string> {
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     if ((node.attrs.mode & S.IFMT) !== S.IFLNK) fail('EINVAL')
     return node.attrs.target.toString('utf8')
   }
@@ -419,7 +461,7 @@ export class FileSystem {
     if (path === '/') fail('EBUSY')
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
-    await this.kv.txn(async (tx) => {
+    await this.store.txn(async (tx) => {
       const node = await locate(tx, parent, name)
       if (!node) fail('ENOENT')
       const n = node as Node
@@ -499,8 +541,8 @@ export class FileSystem {
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const f0 = this.findOpenAt(parent, name)
-    if (f0) await flushFile(this.kv, f0) // the INODE record then holds the final size
-    const result = await this.kv.txn(async (tx) => {
+    if (f0) await flushFile(this.store, f0) // the INODE record then holds the final size
+    const result = await this.store.txn(async (tx) => {
       const node = await locate(tx, parent, name)
       if (!node) fail('ENOENT')
       const n = node as Node
@@ -532,8 +574,8 @@ export class FileSystem {
     const [toDir, toName] = this.split(to)
     const fromParent = await this.dirIno(fromDir)
     const toParent = await this.dirIno(toDir)
-    for (const f of [this.findOpenAt(fromParent, fromName), this.findOpenAt(toParent, toName)]) if (f) await flushFile(this.kv, f)
-    const result = await this.kv.txn(async (tx) => {
+    for (const f of [this.findOpenAt(fromParent, fromName), this.findOpenAt(toParent, toName)]) if (f) await flushFile(this.store, f)
+    const result = await this.store.txn(async (tx) => {
       const src = await locate(tx, fromParent, fromName)
       if (!src) fail('ENOENT')
       const s = src as Node
@@ -600,8 +642,8 @@ export class FileSystem {
     const srcParent = await this.dirIno(srcDir)
     const dstParent = await this.dirIno(dstDir)
     const f0 = this.findOpenAt(srcParent, srcName)
-    if (f0) await flushFile(this.kv, f0)
-    const ino = await this.kv.txn(async (tx) => {
+    if (f0) await flushFile(this.store, f0)
+    const ino = await this.store.txn(async (tx) => {
       const src = await locate(tx, srcParent, srcName)
       if (!src) fail('ENOENT')
       const s = src as Node
@@ -651,37 +693,37 @@ export class FileSystem {
   }
 
   async openFile(ctx: Ctx, path: string, flags: number): Promise<number> {
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     if (isDir(node.attrs.mode)) fail('EISDIR')
     const loc: Loc = node.where === 'dentry' ? { parent: node.parent, name: node.name } : null
     return this.addHandle(node.ino, loc, node.attrs.size, flags)
   }
 
   async read(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
-    return readData(this.kv, this.handle(fh).file, buf, len, offset)
+    return readData(this.store, this.handle(fh).file, buf, len, offset)
   }
 
   async write(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
     const h = this.handle(fh)
     const f = h.file
     if (h.flags & 0o2000) offset = f.size // O_APPEND
-    const n = await writeData(this.kv, f, buf, len, offset, this.clock.now())
+    const n = await writeData(this.store, f, buf, len, offset, this.clock.now())
     if (ctx.uid !== 0) f.killSuid = true
-    if (f.dirty.size >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.kv, f)
+    if (f.dirty.size >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.store, f)
     return n
   }
 
   async flush(ctx: Ctx, fh: number): Promise<void> {
-    await flushFile(this.kv, this.handle(fh).file)
+    await flushFile(this.store, this.handle(fh).file)
   }
 
   /** One synced commit of the buffered data, or a sync when nothing is buffered. */
   async fsync(ctx: Ctx, fh: number): Promise<void> {
-    await flushFile(this.kv, this.handle(fh).file, true)
+    await flushFile(this.store, this.handle(fh).file, true)
   }
 
   async fsyncdir(): Promise<void> {
-    await this.kv.sync()
+    await this.store.sync()
   }
 
   async release(ctx: Ctx, fh: number): Promise<void> {
@@ -690,12 +732,12 @@ export class FileSystem {
     const f = h.file
     if (--f.refs > 0) return
     try {
-      await flushFile(this.kv, f)
+      await flushFile(this.store, f)
     } finally {
       if (f.refs === 0) this.open.delete(f.ino)
     }
     if (f.unlinked) {
-      await this.kv.txn(async (tx) => {
+      await this.store.txn(async (tx) => {
         const rec = await read(tx, keys.inode(f.ino), decodeInode)
         deleteBlocks(tx, f.ino, Math.max(f.size, rec?.attrs.size ?? 0))
         tx.del(keys.inode(f.ino))
@@ -707,7 +749,7 @@ export class FileSystem {
   async truncate(ctx: Ctx, path: string, size: number): Promise<void> {
     if (size < 0) fail('EINVAL')
     await this.flushOpen(path)
-    const node = await this.kv.txn(async (tx) => {
+    const node = await this.store.txn(async (tx) => {
       const n = await this.node(tx, path)
       if (isDir(n.attrs.mode)) fail('EISDIR')
       await truncateInTxn(tx, n, size, this.clock.now())
@@ -724,8 +766,8 @@ export class FileSystem {
   async ftruncate(ctx: Ctx, fh: number, size: number): Promise<void> {
     if (size < 0) fail('EINVAL')
     const f = this.handle(fh).file
-    await flushFile(this.kv, f)
-    await this.kv.txn(async (tx) => {
+    await flushFile(this.store, f)
+    await this.store.txn(async (tx) => {
       const n = await loadFileNode(tx, f)
       await truncateInTxn(tx, n, size, this.clock.now())
       storeAttrs(tx, n)
@@ -763,14 +805,14 @@ export class FileSystem {
 
   async getxattr(ctx: Ctx, path: string, name: string): Promise<Buffer> {
     if (!/^(user|trusted|security)\./.test(name)) fail('ENODATA')
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     const v = node.attrs.xattrs.get(name)
     if (!v) fail('ENODATA')
     return v as Buffer
   }
 
   async listxattr(ctx: Ctx, path: string): Promise<string[]> {
-    const node = await this.node(this.kv, path)
+    const node = await this.node(this.store, path)
     return [...node.attrs.xattrs.keys()]
   }
 

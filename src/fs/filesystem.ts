@@ -40,6 +40,9 @@ const XATTR_REPLACE = 2
 /** The names libfuse gives unlinked-but-open files: ".fuse_hidden" + 16 hex digits. */
 const HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/
 
+/** Stats a transaction wrote, by path and by inode (see FileSystem.fresh). */
+type Written = { byPath: Map<string, Stat>; byIno: Map<number, Stat> }
+
 interface Handle {
   file: OpenFile
   flags: number
@@ -64,13 +67,17 @@ export class FileSystem {
   private inoAlloc: Promise<void> | null = null
 
   /**
-   * The stat of the entry made last, kept for the getattr libfuse makes right after
-   * create/mkdir/mknod/symlink (one lookup less per new entry). Valid only while no
-   * transaction has started or ended since (gen) and none is running (busy).
+   * Stats of the nodes the last transaction wrote (the new entry and its directory after a
+   * create or mkdir, the directories after an unlink, rmdir or rename, the node after a
+   * setattr), kept for the GETATTRs the kernel and libfuse send right after: a new entry's
+   * lookup, and the parent directory's attributes for the next permission check. Valid while
+   * no transaction has started since (gen) and none is running (busy); only for a store this
+   * process owns alone (LocalKV), where every change passes through here.
    */
-  private fresh: { path: string; ino: number; stat: Stat; gen: number } | null = null
+  private fresh: { byPath: Map<string, Stat>; byIno: Map<number, Stat>; gen: number } | null = null
   private gen = 0
   private busy = 0
+  private readonly cacheStats: boolean
   /** kv, with every transaction counted for `fresh`. */
   private readonly store: KV
 
@@ -80,32 +87,49 @@ export class FileSystem {
   ) {
     this.clock = opts.clock ?? realClock
     this.log = opts.log ?? logger('fs')
-    const self = this
+    this.cacheStats = kv instanceof LocalKV
     this.store = {
       get: (key) => kv.get(key),
       scan: (range) => kv.scan(range),
       sync: () => kv.sync(),
       close: () => kv.close(),
       usage: () => kv.usage(),
-      async txn(fn, opts) {
-        self.gen++
-        self.busy++
-        try {
-          return await kv.txn(fn, opts)
-        } finally {
-          self.busy--
-          self.gen++
-        }
-      },
+      txn: (fn, opts) => this.txn((tx) => fn(tx), opts),
     }
   }
 
-  /** The fresh stat for path (or ino), once; null when anything may have changed since. */
-  private takeFresh(path: string | null, ino: number): Stat | null {
+  /**
+   * Every transaction of the filesystem goes through here. `fn` may note the stats of what it
+   * wrote in `written`; they become `fresh` if no other transaction started or ended while
+   * this one ran (then they are exactly the state after it).
+   */
+  private async txn<T>(fn: (tx: Txn, written: Written) => Promise<T>, opts?: { sync?: boolean }): Promise<T> {
+    const startGen = ++this.gen
+    this.busy++
+    let written: Written | null = null
+    let ok = false
+    try {
+      const result = await this.kv.txn((tx) => {
+        written = { byPath: new Map(), byIno: new Map() }
+        return fn(tx, written)
+      }, opts)
+      ok = true
+      return result
+    } finally {
+      const alone = ok && this.gen === startGen && this.busy === 1
+      this.busy--
+      this.gen++
+      const w = written as Written | null
+      this.fresh = alone && this.cacheStats && w && w.byPath.size + w.byIno.size > 0 ? { ...w, gen: this.gen } : null
+    }
+  }
+
+  /** A stat the last transaction wrote, if nothing has changed since. */
+  private freshStat(path: string | null, ino: number): Stat | null {
     const f = this.fresh
-    if (!f || f.gen !== this.gen || this.busy !== 0 || (path !== null ? f.path !== path : f.ino !== ino)) return null
-    this.fresh = null
-    return { ...f.stat }
+    if (!f || f.gen !== this.gen || this.busy !== 0) return null
+    const st = path !== null ? f.byPath.get(path) : f.byIno.get(ino)
+    return st ? { ...st } : null
   }
 
   /** Opens the filesystem on kv, formatting an empty store and freeing orphans of a crash. */
@@ -263,7 +287,7 @@ export class FileSystem {
   }
 
   async getattr(ctx: Ctx, path: string): Promise<Stat> {
-    const fresh = this.takeFresh(path, 0)
+    const fresh = this.freshStat(path, 0)
     if (fresh) return this.overlay(fresh)
     const node = await this.node(this.store, path)
     return this.overlay(toStat(node.ino, node.attrs))
@@ -271,7 +295,7 @@ export class FileSystem {
 
   async fgetattr(ctx: Ctx, fh: number): Promise<Stat> {
     const f = this.handle(fh).file
-    const fresh = this.takeFresh(null, f.ino)
+    const fresh = this.freshStat(null, f.ino)
     if (fresh) return this.overlay(fresh)
     const node = await loadFileNode(this.store, f)
     return this.overlay(toStat(f.ino, node.attrs))
@@ -285,10 +309,11 @@ export class FileSystem {
   /** Runs `change` on the node at path in a transaction and stores the result. */
   private async setattr(path: string, change: (node: Node) => void | Promise<void>): Promise<void> {
     await this.flushOpen(path)
-    await this.store.txn(async (tx) => {
+    await this.txn(async (tx, w) => {
       const node = await this.node(tx, path)
       await change(node)
       storeAttrs(tx, node)
+      if (!this.hidden.has(path)) w.byPath.set(path, toStat(node.ino, node.attrs))
     })
   }
 
@@ -398,7 +423,7 @@ export class FileSystem {
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const ino = await this.allocIno()
-    const node = await this.store.txn(async (tx) => {
+    const node = await this.txn(async (tx, w) => {
       const self = await getDirSelf(tx, parent)
       if (await tx.get(keys.dentry(parent, name))) fail('EEXIST')
       const now = this.clock.now()
@@ -423,9 +448,12 @@ export class FileSystem {
       self.attrs.size++
       touch(self.attrs, now, true, true)
       tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      const st = toStat(ino, attrs)
+      w.byPath.set(path, st)
+      w.byIno.set(ino, st)
+      w.byPath.set(parentPath, toStat(parent, self.attrs))
       return n
     })
-    if (this.busy === 0) this.fresh = { path, ino, stat: toStat(ino, node.attrs), gen: this.gen }
     return { ino, node }
   }
 
@@ -461,7 +489,7 @@ export class FileSystem {
     if (path === '/') fail('EBUSY')
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
-    await this.store.txn(async (tx) => {
+    await this.txn(async (tx, w) => {
       const node = await locate(tx, parent, name)
       if (!node) fail('ENOENT')
       const n = node as Node
@@ -474,6 +502,7 @@ export class FileSystem {
       self.attrs.nlink--
       touch(self.attrs, this.clock.now(), true, true)
       tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      w.byPath.set(parentPath, toStat(parent, self.attrs))
     })
     this.forgetDir(path)
   }
@@ -542,7 +571,7 @@ export class FileSystem {
     const parent = await this.dirIno(parentPath)
     const f0 = this.findOpenAt(parent, name)
     if (f0) await flushFile(this.store, f0) // the INODE record then holds the final size
-    const result = await this.store.txn(async (tx) => {
+    const result = await this.txn(async (tx, w) => {
       const node = await locate(tx, parent, name)
       if (!node) fail('ENOENT')
       const n = node as Node
@@ -554,6 +583,7 @@ export class FileSystem {
       self.attrs.size--
       touch(self.attrs, now, true, true)
       tx.put(keys.dirSelf(parent), encodeDirSelf(self))
+      w.byPath.set(parentPath, toStat(parent, self.attrs))
       return { ino: n.ino, orphan }
     })
     this.markOrphan(result.orphan)
@@ -575,7 +605,7 @@ export class FileSystem {
     const fromParent = await this.dirIno(fromDir)
     const toParent = await this.dirIno(toDir)
     for (const f of [this.findOpenAt(fromParent, fromName), this.findOpenAt(toParent, toName)]) if (f) await flushFile(this.store, f)
-    const result = await this.store.txn(async (tx) => {
+    const result = await this.txn(async (tx, w) => {
       const src = await locate(tx, fromParent, fromName)
       if (!src) fail('ENOENT')
       const s = src as Node
@@ -625,6 +655,9 @@ export class FileSystem {
       touch(toSelf.attrs, now, true, true)
       tx.put(keys.dirSelf(fromParent), encodeDirSelf(fromSelf))
       if (toSelf !== fromSelf) tx.put(keys.dirSelf(toParent), encodeDirSelf(toSelf))
+      w.byPath.set(fromDir, toStat(fromParent, fromSelf.attrs))
+      w.byPath.set(toDir, toStat(toParent, toSelf.attrs))
+      w.byPath.set(to, toStat(s.ino, s.attrs))
       return { moved: s.where === 'dentry' ? s.ino : null, orphan, replacedDir: dst !== undefined && isDir(dst.attrs.mode) }
     })
     this.forgetDir(from)

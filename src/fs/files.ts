@@ -7,7 +7,7 @@
 // Invariant: the store never holds bytes past the file's stored size; truncate trims.
 import { BLOCK_SIZE, KV, Txn, blockSpan, keys } from '../kv'
 import { FsError } from './errors'
-import { Node, getInode, locate, storeAttrs, touch } from './nodes'
+import { Node, getInode, killSuid, locate, storeAttrs, touch } from './nodes'
 import { decodeBlock, encodeBlock } from './records'
 import { Timespec } from './types'
 
@@ -82,45 +82,42 @@ export async function readBlock(kv: { get(key: Buffer): Promise<Buffer | undefin
   return buf === undefined ? undefined : decodeBlock(buf, key)
 }
 
+/** The pieces of [offset, offset + len) that fall in each block, in order. */
+function* pieces(offset: number, len: number): Generator<{ b: number; inBlock: number; n: number }> {
+  const { first, last } = blockSpan(offset, len)
+  for (let b = first; b <= last; b++) {
+    const start = Math.max(offset, b * BLOCK_SIZE)
+    const end = Math.min(offset + len, (b + 1) * BLOCK_SIZE)
+    yield { b, inBlock: start - b * BLOCK_SIZE, n: end - start }
+  }
+}
+
 /** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros. */
 export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number): Promise<number> {
   if (offset >= f.size) return 0
-  const n = Math.min(len, f.size - offset)
-  const { first, last } = blockSpan(offset, n)
   let out = 0
-  for (let b = first; b <= last; b++) {
-    const start = Math.max(offset, b * BLOCK_SIZE)
-    const end = Math.min(offset + n, (b + 1) * BLOCK_SIZE)
-    const inBlock = start - b * BLOCK_SIZE
+  for (const { b, inBlock, n } of pieces(offset, Math.min(len, f.size - offset))) {
     const image = f.dirty.get(b) ?? f.inflight?.get(b) ?? f.clean.get(b)
     if (image) {
-      image.copy(dst, out, inBlock, inBlock + (end - start))
+      image.copy(dst, out, inBlock, inBlock + n)
     } else {
       const data = await readBlock(kv, f.ino, b)
-      const have = data ? Math.max(0, Math.min(data.length - inBlock, end - start)) : 0
+      const have = data ? Math.max(0, Math.min(data.length - inBlock, n)) : 0
       if (data && have > 0) data.copy(dst, out, inBlock, inBlock + have)
-      if (have < end - start) dst.fill(0, out + have, out + (end - start))
+      if (have < n) dst.fill(0, out + have, out + n)
     }
-    out += end - start
+    out += n
   }
   return out
 }
 
 /** Buffers a write. Returns once the bytes are in the file's block images. */
 export async function writeData(kv: KV, f: OpenFile, src: Buffer, len: number, offset: number, now: Timespec): Promise<number> {
-  const { first, last } = blockSpan(offset, len)
   let pos = 0
-  for (let b = first; b <= last; b++) {
-    const start = Math.max(offset, b * BLOCK_SIZE)
-    const end = Math.min(offset + len, (b + 1) * BLOCK_SIZE)
-    const inBlock = start - b * BLOCK_SIZE
-    let image = f.dirty.get(b)
-    if (!image) {
-      const whole = inBlock === 0 && end - start === BLOCK_SIZE
-      image = await blockImage(kv, f, b, whole)
-    }
-    src.copy(image, inBlock, pos, pos + (end - start))
-    pos += end - start
+  for (const { b, inBlock, n } of pieces(offset, len)) {
+    const image = f.dirty.get(b) ?? (await blockImage(kv, f, b, inBlock === 0 && n === BLOCK_SIZE))
+    src.copy(image, inBlock, pos, pos + n)
+    pos += n
   }
   if (offset + len > f.size) f.size = offset + len
   f.mtime = now
@@ -177,10 +174,7 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
     }
     node.attrs.size = size
     if (mtime) touch(node.attrs, mtime, true, true)
-    if (kill) {
-      node.attrs.mode &= ~0o4000
-      if ((node.attrs.mode & 0o2010) === 0o2010) node.attrs.mode &= ~0o2000
-    }
+    if (kill) killSuid(node.attrs)
     storeAttrs(tx, node)
   }, { sync })
   f.flushing = commit

@@ -1,0 +1,200 @@
+// The one codec of PolyFS messages: the RPC layer, and the cluster for Raft log payloads
+// (MasterCommand, RegionCommand, MasterSnapshot) on disk. Plain objects shaped as messages.ts
+// in, protobuf bytes out, and back.
+//
+// encode refuses (InvalidMessageError) what protobufjs would silently mangle: integers that are
+// not safe integers or out of the field's range (uint64 above 2^53 - 1 included), unknown enum
+// names, bytes that are not a Buffer/Uint8Array, two members of one oneof, a discriminator
+// naming a member that is unset. decode throws MalformedMessageError for bytes that do not
+// parse, and for a 64-bit integer above 2^53 - 1 (it cannot be represented exactly).
+import protobuf from 'protobufjs'
+import type { MessageName } from './messages'
+import { messageType, PACKAGE } from './schema'
+
+export type { MessageName } from './messages'
+
+/** Bytes that are not a valid encoding of the expected message. */
+export class MalformedMessageError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'MalformedMessageError'
+  }
+}
+
+/** An object that cannot be encoded as the message it was given as (a caller's bug). */
+export class InvalidMessageError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'InvalidMessageError'
+  }
+}
+
+const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, bytes: Buffer, defaults: true, arrays: true, objects: true, oneofs: true }
+
+/** Encodes `obj` as the message `type`; throws InvalidMessageError if it does not fit. */
+export function encode<T>(type: MessageName, obj: T): Buffer {
+  const p = plan(type)
+  check(p, obj, `${PACKAGE}.${type}`)
+  return p.type.encode(p.type.fromObject(obj as { [k: string]: unknown })).finish() as Buffer
+}
+
+/** Decodes bytes as the message `type`; throws MalformedMessageError if they do not parse. */
+export function decode<T>(type: MessageName, buf: Buffer | Uint8Array): T {
+  const p = plan(type)
+  const bytes = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
+  let obj: { [k: string]: unknown }
+  try {
+    obj = p.type.toObject(p.type.decode(bytes), TO_OBJECT)
+  } catch (err) {
+    throw new MalformedMessageError(`malformed ${PACKAGE}.${type}: ${(err as Error).message}`)
+  }
+  fixDecoded(p, obj, `${PACKAGE}.${type}`)
+  return obj as T
+}
+
+// ---- per-type plans, built once ---------------------------------------------------------------
+
+type Kind = 'int' | 'enum' | 'message' | 'bytes' | 'other'
+
+interface FieldPlan {
+  name: string
+  kind: Kind
+  repeated: boolean
+  map: boolean
+  /** For 'int': the inclusive range; 64-bit kinds are limited to safe integers. */
+  min: number
+  max: number
+  enumType?: protobuf.Enum
+  message?: Plan
+}
+
+interface Plan {
+  type: protobuf.Type
+  fields: FieldPlan[]
+  oneofs: { name: string; members: string[] }[]
+}
+
+const INT_RANGES: Record<string, [number, number]> = {
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  sint32: [-(2 ** 31), 2 ** 31 - 1],
+  sfixed32: [-(2 ** 31), 2 ** 31 - 1],
+  uint32: [0, 2 ** 32 - 1],
+  fixed32: [0, 2 ** 32 - 1],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  sint64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  sfixed64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  uint64: [0, Number.MAX_SAFE_INTEGER],
+  fixed64: [0, Number.MAX_SAFE_INTEGER],
+}
+
+const plans = new Map<string, Plan>()
+
+function plan(name: string): Plan {
+  return planOf(messageType(name))
+}
+
+function planOf(type: protobuf.Type): Plan {
+  const cached = plans.get(type.fullName)
+  if (cached) return cached
+  const p: Plan = { type, fields: [], oneofs: type.oneofsArray.map((o) => ({ name: o.name, members: o.fieldsArray.map((f) => f.name) })) }
+  plans.set(type.fullName, p) // before recursing: messages may nest themselves
+  for (const f of type.fieldsArray) {
+    f.resolve()
+    const range = INT_RANGES[f.type]
+    const fp: FieldPlan = { name: f.name, kind: 'other', repeated: f.repeated, map: f.map, min: 0, max: 0 }
+    if (range) [fp.kind, fp.min, fp.max] = ['int', range[0], range[1]]
+    else if (f.resolvedType instanceof protobuf.Enum) [fp.kind, fp.enumType] = ['enum', f.resolvedType]
+    else if (f.resolvedType instanceof protobuf.Type) [fp.kind, fp.message] = ['message', planOf(f.resolvedType)]
+    else if (f.type === 'bytes') fp.kind = 'bytes'
+    p.fields.push(fp)
+  }
+  return p
+}
+
+// ---- encode-side checks -----------------------------------------------------------------------
+
+function invalid(where: string, what: string): never {
+  throw new InvalidMessageError(`cannot encode ${where}: ${what}`)
+}
+
+function check(p: Plan, obj: unknown, where: string): void {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) invalid(where, 'expected an object')
+  const o = obj as Record<string, unknown>
+  for (const f of p.fields) {
+    const v = o[f.name]
+    if (v === undefined || v === null) continue
+    const at = `${where}.${f.name}`
+    if (f.repeated) {
+      if (!Array.isArray(v)) invalid(at, 'expected an array')
+      v.forEach((e, i) => checkValue(f, e, `${at}[${i}]`))
+    } else if (f.map) {
+      if (typeof v !== 'object') invalid(at, 'expected an object (map)')
+      for (const [k, e] of Object.entries(v as object)) checkValue(f, e, `${at}[${JSON.stringify(k)}]`)
+    } else checkValue(f, v, at)
+  }
+  for (const oneof of p.oneofs) {
+    const set = oneof.members.filter((m) => o[m] !== undefined && o[m] !== null)
+    if (set.length > 1) invalid(`${where}.${oneof.name}`, `more than one member set (${set.join(', ')})`)
+    const tag = o[oneof.name]
+    if (tag !== undefined && tag !== null && tag !== set[0]) invalid(`${where}.${oneof.name}`, `discriminator says ${String(tag)} but ${set[0] ?? 'no member'} is set`)
+  }
+}
+
+function checkValue(f: FieldPlan, v: unknown, at: string): void {
+  switch (f.kind) {
+    case 'int':
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(at, `expected a safe integer, got ${String(v)}`)
+      if (v < f.min || v > f.max) invalid(at, `${v} is out of range [${f.min}, ${f.max}]`)
+      return
+    case 'enum':
+      if (typeof v === 'string' && f.enumType!.values[v] !== undefined) return
+      if (typeof v === 'number' && Number.isInteger(v)) return
+      return invalid(at, `unknown ${f.enumType!.name} value ${String(v)}`)
+    case 'bytes':
+      if (!(v instanceof Uint8Array)) invalid(at, 'expected a Buffer')
+      return
+    case 'message':
+      return check(f.message!, v, at)
+    case 'other':
+      return
+  }
+}
+
+// ---- decode-side fixes ------------------------------------------------------------------------
+
+// toObject writes null for an unset nested message; the TS shapes say "absent", so delete it.
+// An enum number this build does not know (a newer peer) reads as the enum's zero value.
+function fixDecoded(p: Plan, o: Record<string, unknown>, where: string): void {
+  for (const f of p.fields) {
+    if (f.kind === 'other' || f.kind === 'bytes') continue
+    const v = o[f.name]
+    if (v === undefined) continue
+    if (v === null) {
+      delete o[f.name]
+      continue
+    }
+    const at = `${where}.${f.name}`
+    if (f.repeated) {
+      const arr = v as unknown[]
+      for (let i = 0; i < arr.length; i++) arr[i] = fixValue(f, arr[i], at)
+    } else if (f.map) {
+      const m = v as Record<string, unknown>
+      for (const k of Object.keys(m)) m[k] = fixValue(f, m[k], at)
+    } else o[f.name] = fixValue(f, v, at)
+  }
+}
+
+function fixValue(f: FieldPlan, v: unknown, at: string): unknown {
+  switch (f.kind) {
+    case 'int':
+      if (typeof v === 'number' && (v > f.max || v < f.min)) throw new MalformedMessageError(`malformed ${at}: ${v} is out of range: a 64-bit integer above 2^53 - 1 has no exact JS number`)
+      return v
+    case 'enum':
+      return typeof v === 'number' ? f.enumType!.valuesById[0] : v
+    case 'message':
+      if (v !== null && typeof v === 'object') fixDecoded(f.message!, v as Record<string, unknown>, at)
+      return v
+    default:
+      return v
+  }
+}

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import path from 'node:path'
 import { runLocalMount } from './mount'
+import { runWaypoint } from './waypoint'
 
 /** A number of seconds in [0, 3600], or a usage error that says so. */
 function seconds(value: string): number {
@@ -41,6 +42,16 @@ export function main(argv: string[]): void {
     .addOption(logLevel())
     .action(async (o: { mount: string; data: string; logLevel: string }) => {
       await runLocalMount({ dataDir: path.resolve(o.data), mountpoint: path.resolve(o.mount), logLevel: o.logLevel, createMountpoint: true, banner: true })
+    })
+
+  program
+    .command('waypoint')
+    .description('Serve a waypoint (tells starting nodes who leads the master group; memory only) until SIGINT/SIGTERM.')
+    .requiredOption('--listen <addr>', 'host:port to listen on')
+    .option('--secret <secret>', 'cluster secret (default: env POLYFS_SECRET, preferred: argv is visible to other users)')
+    .addOption(logLevel())
+    .action(async (o: { listen: string; secret?: string; logLevel: string }) => {
+      await runWaypoint({ listen: o.listen, secret: o.secret, logLevel: o.logLevel })
     })
 
   program.addHelpText(

@@ -1,11 +1,44 @@
 // The `polyfs` command: one program, every role.
 //   index.ts  the commander program: subcommands, flags, help text
-//   mount.ts  `polyfs mount --local` and `polyfs dev`: a local store served through FUSE
-// Later issues add waypoint, node, status and plugin here, each in its own file.
+//   mount.ts     `polyfs mount --local` and `polyfs dev --nodes 0`: a local store through FUSE
+//   cluster.ts   `polyfs node`, `polyfs mount --waypoints`, `polyfs dev`: the cluster
+//   status.ts    `polyfs status`
+//   waypoint.ts  `polyfs waypoint`
+// Later issues add plugin here, in its own file.
 import { Command, InvalidArgumentError, Option } from 'commander'
 import path from 'node:path'
+import { runClientMount, runDev, runNode } from './cluster'
 import { runLocalMount } from './mount'
+import { runStatus } from './status'
 import { runWaypoint } from './waypoint'
+
+/** host:port with a port in 0..65535, or a usage error. */
+function address(value: string): string {
+  const m = /^(.+):(\d{1,5})$/.exec(value.trim())
+  if (!m || Number(m[2]) > 65535) throw new InvalidArgumentError('expected host:port')
+  return value.trim()
+}
+
+function addresses(value: string): string[] {
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean)
+  if (list.length === 0) throw new InvalidArgumentError('expected a comma-separated list of host:port')
+  return list.map(address)
+}
+
+function count(lo: number, hi: number) {
+  return (value: string): number => {
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`expected a whole number from ${lo} to ${hi}`)
+    return n
+  }
+}
+
+/** The secret from the flag or POLYFS_SECRET; a clear error when neither is set. */
+function secretOf(flag: string | undefined): string {
+  const s = flag || process.env.POLYFS_SECRET
+  if (!s) throw new Error('no cluster secret: set POLYFS_SECRET or pass --secret')
+  return s
+}
 
 /** A number of seconds in [0, 3600], or a usage error that says so. */
 function seconds(value: string): number {
@@ -18,30 +51,83 @@ export function main(argv: string[]): void {
   const program = new Command()
   program
     .name('polyfs')
-    .description('PolyFS: a distributed filesystem that ships as a Docker managed volume plugin.\nToday: a single-node filesystem on a local store, served through FUSE.')
+    .description('PolyFS: a distributed filesystem that ships as a Docker managed volume plugin.\nRun `polyfs waypoint` somewhere, `polyfs node` on every host, and mount with `polyfs node --mount` or `polyfs mount --waypoints`.')
     .showHelpAfterError()
   const logLevel = () => new Option('--log-level <level>', 'log level: trace, debug, info, warn, error').default('info').choices(['trace', 'debug', 'info', 'warn', 'error'])
 
   program
     .command('mount')
-    .description('Mount a PolyFS filesystem at MOUNTPOINT until SIGINT/SIGTERM, then flush and unmount.')
-    .requiredOption('--local <dataDir>', 'serve a single-node filesystem stored in DATA_DIR (created when missing; for development and tests)')
+    .description('Mount a PolyFS filesystem at MOUNTPOINT until SIGINT/SIGTERM, then flush and unmount: a cluster (--waypoints; stores nothing here) or a single-node local store (--local).')
+    .option('--waypoints <list>', 'the cluster: comma-separated waypoint addresses (host:port)', addresses)
+    .option('--local <dataDir>', 'serve a single-node filesystem stored in DATA_DIR (created when missing; for development and tests)')
+    .option('--secret <secret>', 'cluster secret with --waypoints (default: env POLYFS_SECRET, preferred: argv is visible to other users)')
     .argument('<mountpoint>', 'an existing, empty directory')
     .addOption(logLevel())
-    .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime, 0 to 3600', seconds, 1)
+    .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime, 0 to 3600 (default: 1 with --local; 0 with --waypoints, so metadata stays linearizable across hosts)', seconds)
     .option('--fuse-debug', 'print libfuse debug output', false)
-    .action(async (mountpoint: string, o: { local: string; logLevel: string; attrTimeout: number; fuseDebug: boolean }) => {
-      await runLocalMount({ dataDir: o.local, mountpoint, logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout, debug: o.fuseDebug })
+    .action(async (mountpoint: string, o: { local?: string; waypoints?: string[]; secret?: string; logLevel: string; attrTimeout?: number; fuseDebug: boolean }) => {
+      if (!!o.local === !!o.waypoints) throw new Error('mount: give exactly one of --waypoints (a cluster) or --local (a local store)')
+      if (o.waypoints) {
+        await runClientMount({ waypoints: o.waypoints, mountpoint, secret: secretOf(o.secret), logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout ?? 0 })
+        return
+      }
+      await runLocalMount({ dataDir: o.local as string, mountpoint, logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout ?? 1, debug: o.fuseDebug })
+    })
+
+  program
+    .command('node')
+    .description('Run a cluster node (every role: data regions, the master group when elected, optionally a mount) until SIGINT/SIGTERM. A new node joins the cluster its waypoints know, or creates one.')
+    .requiredOption('--data <dir>', 'data directory (created when missing): the node\'s identity and store')
+    .requiredOption('--listen <addr>', 'host:port to serve gRPC on', address)
+    .option('--advertise <addr>', 'host:port other nodes and clients use to reach this node (default: the listen address)', address)
+    .requiredOption('--waypoints <list>', 'comma-separated waypoint addresses (host:port)', addresses)
+    .option('--mount <dir>', 'also mount the filesystem at DIR (an existing, empty directory)')
+    .option('--secret <secret>', 'cluster secret (default: env POLYFS_SECRET, preferred: argv is visible to other users)')
+    .option('--attr-timeout <seconds>', 'with --mount: kernel attribute/entry cache lifetime (default 0: linearizable metadata)', seconds, 0)
+    .option('--data-replicas <n>', 'replicas per data region, for a NEW cluster (default 3)', count(1, 7))
+    .option('--member-replace-after <seconds>', 'for a NEW cluster: replace a master member silent this long (default 1800)', count(1, 7 * 86400))
+    .option('--down-after <seconds>', 'for a NEW cluster: show a node down after this long without a heartbeat (default 10)', count(1, 86400))
+    .addOption(logLevel())
+    .action(async (o: { data: string; listen: string; advertise?: string; waypoints: string[]; mount?: string; secret?: string; attrTimeout: number; dataReplicas?: number; memberReplaceAfter?: number; downAfter?: number; logLevel: string }) => {
+      await runNode({
+        data: o.data,
+        listen: o.listen,
+        advertise: o.advertise,
+        waypoints: o.waypoints,
+        mount: o.mount,
+        secret: secretOf(o.secret),
+        logLevel: o.logLevel,
+        attrTimeoutSec: o.attrTimeout,
+        dataReplicas: o.dataReplicas,
+        memberReplaceAfterSec: o.memberReplaceAfter,
+        downAfterSec: o.downAfter,
+      })
+    })
+
+  program
+    .command('status')
+    .description('Show the cluster at a glance: nodes, the master group and its leader, regions with replicas and leaders, capacity, health.')
+    .requiredOption('--waypoints <list>', 'comma-separated waypoint addresses (host:port)', addresses)
+    .option('--secret <secret>', 'cluster secret (default: env POLYFS_SECRET)')
+    .option('--json', 'print JSON instead of tables', false)
+    .action(async (o: { waypoints: string[]; secret?: string; json: boolean }) => {
+      await runStatus({ waypoints: o.waypoints, secret: secretOf(o.secret), json: o.json })
     })
 
   program
     .command('dev')
-    .description('Development: a single-node filesystem at ./mnt (data in ./.polyfs-dev) until Ctrl-C. `make up` runs this.')
+    .description('Development: a local cluster (one waypoint and N nodes as child processes on 127.0.0.1, logs in DATA/logs) mounted at ./mnt until Ctrl-C; the data survives a restart. `make up` runs this. --nodes 0: a single-node local store instead.')
+    .option('--nodes <n>', 'number of nodes (0: no cluster, a local store)', count(0, 9), 3)
     .option('--mount <dir>', 'mountpoint (created when missing)', './mnt')
-    .option('--data <dir>', 'data directory', './.polyfs-dev/data')
+    .option('--data <dir>', 'data directory', './.polyfs-dev')
+    .option('--port <port>', 'waypoint port; node i listens on port+i', count(1024, 65000), 7700)
     .addOption(logLevel())
-    .action(async (o: { mount: string; data: string; logLevel: string }) => {
-      await runLocalMount({ dataDir: path.resolve(o.data), mountpoint: path.resolve(o.mount), logLevel: o.logLevel, createMountpoint: true, banner: true })
+    .action(async (o: { nodes: number; mount: string; data: string; port: number; logLevel: string }) => {
+      if (o.nodes === 0) {
+        await runLocalMount({ dataDir: path.resolve(o.data, 'data'), mountpoint: path.resolve(o.mount), logLevel: o.logLevel, createMountpoint: true, banner: true })
+        return
+      }
+      await runDev({ nodes: o.nodes, mount: o.mount, data: o.data, logLevel: o.logLevel, basePort: o.port, host: '127.0.0.1' })
     })
 
   program
@@ -56,7 +142,7 @@ export function main(argv: string[]): void {
 
   program.addHelpText(
     'after',
-    '\nEnvironment:\n  POLYFS_OP_TIMING=1  log, at unmount, how many times each FUSE operation ran and its mean time inside PolyFS\n\nLogs are JSON lines (pino) on stderr. Docs: docs/ in the repository.\n',
+    '\nEnvironment:\n  POLYFS_SECRET      the cluster secret (instead of --secret)\n  POLYFS_OP_TIMING=1  log, at unmount, how many times each FUSE operation ran and its mean time inside PolyFS\n\nLogs are JSON lines (pino) on stderr. Docs: docs/ in the repository.\n',
   )
   program.parseAsync(argv).catch((err: Error) => {
     process.stderr.write(`polyfs: ${err.message}\n`)

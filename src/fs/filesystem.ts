@@ -51,6 +51,9 @@ interface Handle {
 export interface FsOptions {
   clock?: Clock
   log?: Logger
+  /** Other mounts change the same store (a cluster): cache no directory paths, and leave
+   * orphans alone at open (another mount may still have them open). */
+  shared?: boolean
 }
 
 export class FileSystem {
@@ -78,6 +81,7 @@ export class FileSystem {
   private gen = 0
   private busy = 0
   private readonly cacheStats: boolean
+  private readonly shared: boolean
   /** kv, with every transaction counted for `fresh`. */
   private readonly store: KV
 
@@ -88,6 +92,7 @@ export class FileSystem {
     this.clock = opts.clock ?? realClock
     this.log = opts.log ?? logger('fs')
     this.cacheStats = kv instanceof LocalKV
+    this.shared = opts.shared === true
     this.store = {
       get: (key) => kv.get(key),
       scan: (range) => kv.scan(range),
@@ -136,7 +141,7 @@ export class FileSystem {
   static async open(kv: KV, opts: FsOptions = {}): Promise<FileSystem> {
     const fs = new FileSystem(kv, opts)
     await fs.formatOrCheck()
-    await fs.freeOrphans()
+    if (!opts.shared) await fs.freeOrphans()
     return fs
   }
 
@@ -212,13 +217,14 @@ export class FileSystem {
   /** The inode number of the directory at `path`. */
   private async dirIno(path: string): Promise<number> {
     if (path === '/') return ROOT_INO
-    const cached = this.dirCache.get(path)
+    const cached = this.shared ? undefined : this.dirCache.get(path)
     if (cached !== undefined) return cached
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
     const node = await locate(this.store, parent, name)
     if (!node) fail('ENOENT')
     if (!isDir((node as Node).attrs.mode)) fail('ENOTDIR')
+    if (this.shared) return (node as Node).ino
     if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear()
     this.dirCache.set(path, (node as Node).ino)
     return (node as Node).ino

@@ -3,8 +3,10 @@
 //   types.ts  the KV / Txn interface, errors and limits (docs/kv.md)
 //   local.ts  LocalKV: one classic-level store, optimistic transactions, group commit
 //   wal.ts    LocalKV's write-ahead log: two preallocated files, fdatasync, recovery
-// The cluster's distributed client will be a second KV implementation beside local.ts.
+//   remote.ts ClusterKV: the same interface over a cluster (routing, leaders, retries)
 export { LocalKV } from './local'
+export { ClusterKV } from './remote'
+export type { ClusterKVOptions } from './remote'
 export { KvError, KvErrorCode, LIMITS } from './types'
 export type { Entry, KV, Range, Txn, TxnOptions } from './types'
 export { BLOCK_SIZE, CHUNK_BLOCKS, Kind, MAX_NAME_BYTES, blockSpan, hexKey, keys, makeKey, murmur3, parseKey, prefixEnd, readU64, u64 } from './keys'

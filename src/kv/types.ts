@@ -46,6 +46,8 @@ export const KvErrorCode = {
   CLOSED: 'CLOSED',
   IO: 'IO',
   TOO_LARGE: 'TOO_LARGE',
+  /** The cluster could not serve the operation in time (no leader, nodes unreachable). */
+  UNAVAILABLE: 'UNAVAILABLE',
 } as const
 export type KvErrorCode = (typeof KvErrorCode)[keyof typeof KvErrorCode]
 

@@ -1,0 +1,166 @@
+// `polyfs node`, `polyfs mount --waypoints` and `polyfs dev --nodes N`: the cluster from the
+// command line. A node optionally mounts the filesystem it serves; a client mount stores
+// nothing; dev runs a whole local cluster as child processes.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { ClusterNode } from '../cluster'
+import { FileSystem } from '../fs'
+import { checkMountpoint, mount, type Mounted } from '../fuse'
+import { ClusterKV } from '../kv'
+import { RpcClients } from '../rpc'
+import { logger, setLogLevel, type Logger } from '../util'
+
+export interface NodeArgs {
+  data: string
+  listen: string
+  advertise?: string
+  waypoints: string[]
+  mount?: string
+  secret: string
+  logLevel: string
+  attrTimeoutSec: number
+  dataReplicas?: number
+  memberReplaceAfterSec?: number
+  downAfterSec?: number
+}
+
+/** Runs until SIGINT/SIGTERM: unmount (flushing), then leave the node's store closed cleanly. */
+function onSignals(log: Logger, stop: () => Promise<void>): void {
+  let signals = 0
+  const handler = (sig: string) => {
+    if (++signals > 1) {
+      log.warn({ sig }, 'second signal: exiting now')
+      process.exit(130)
+    }
+    log.info({ sig }, 'shutting down')
+    stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', () => handler('SIGINT'))
+  process.on('SIGTERM', () => handler('SIGTERM'))
+}
+
+async function mountCluster(clients: RpcClients, waypoints: string[], nodes: string[], mountpoint: string, attrTimeoutSec: number, log: Logger): Promise<Mounted> {
+  const problem = await checkMountpoint(mountpoint)
+  if (problem) throw new Error(problem)
+  const kv = new ClusterKV({ clients, waypoints, nodes, logger: log.child({ component: 'kv' }) })
+  await kv.connect()
+  const fs = await FileSystem.open(kv, { shared: true })
+  try {
+    return await mount(fs, mountpoint, { attrTimeoutSec, entryTimeoutSec: attrTimeoutSec })
+  } catch (err) {
+    await fs.close()
+    throw err
+  }
+}
+
+export async function runNode(a: NodeArgs): Promise<void> {
+  setLogLevel(a.logLevel)
+  const log = logger('cli')
+  if (a.mount) {
+    const problem = await checkMountpoint(path.resolve(a.mount))
+    if (problem) throw new Error(problem)
+  }
+  const settings = {
+    dataReplicas: a.dataReplicas,
+    memberReplaceAfterMs: a.memberReplaceAfterSec !== undefined ? a.memberReplaceAfterSec * 1000 : undefined,
+    downAfterMs: a.downAfterSec !== undefined ? a.downAfterSec * 1000 : undefined,
+  }
+  const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings })
+  let mounted: Mounted | null = null
+  onSignals(log, async () => {
+    if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
+    await node.close()
+  })
+  if (a.mount) {
+    mounted = await mountCluster(node.clients, a.waypoints, [node.address], path.resolve(a.mount), a.attrTimeoutSec, log)
+    log.info({ mountpoint: mounted.mountpoint }, 'filesystem mounted')
+  }
+  // Keep the process alive (fuse-native's and the timers' handles may be unref'd).
+  setInterval(() => undefined, 1 << 30)
+}
+
+export async function runClientMount(a: { waypoints: string[]; mountpoint: string; secret: string; logLevel: string; attrTimeoutSec: number }): Promise<void> {
+  setLogLevel(a.logLevel)
+  const log = logger('cli')
+  const clients = new RpcClients({ secret: a.secret, logger: log })
+  const mounted = await mountCluster(clients, a.waypoints, [], path.resolve(a.mountpoint), a.attrTimeoutSec, log)
+  log.info({ mountpoint: mounted.mountpoint }, 'filesystem mounted')
+  onSignals(log, async () => {
+    await mounted.close()
+    clients.close()
+  })
+  setInterval(() => undefined, 1 << 30)
+}
+
+// ---------------------------------------------------------------- polyfs dev
+
+export interface DevArgs {
+  nodes: number
+  mount: string
+  data: string
+  logLevel: string
+  basePort: number
+  host: string
+}
+
+/** One waypoint and N nodes as child processes on 127.0.0.1, the filesystem mounted here. */
+export async function runDev(a: DevArgs): Promise<void> {
+  setLogLevel(a.logLevel)
+  const log = logger('dev')
+  const root = path.resolve(a.data)
+  const logs = path.join(root, 'logs')
+  mkdirSync(logs, { recursive: true })
+  const mountpoint = path.resolve(a.mount)
+  mkdirSync(mountpoint, { recursive: true })
+  const problem = await checkMountpoint(mountpoint)
+  if (problem) throw new Error(problem)
+  const secretFile = path.join(root, 'secret')
+  if (!existsSync(secretFile)) writeFileSync(secretFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 })
+  const secret = readFileSync(secretFile, 'utf8').trim()
+  const bin = path.resolve(__dirname, '../../../bin/polyfs')
+  const waypoint = `${a.host}:${a.basePort}`
+  const children: { name: string; proc: ChildProcess }[] = []
+  const env = { ...process.env, POLYFS_SECRET: secret }
+  const start = (name: string, args: string[]) => {
+    const out = openSync(path.join(logs, `${name}.log`), 'a')
+    const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', out, out], env })
+    children.push({ name, proc })
+    proc.on('exit', (code, sig) => {
+      if (!stopping) log.warn({ name, code, sig }, `${name} exited; see ${path.join(logs, name + '.log')}`)
+    })
+  }
+  let stopping = false
+  start('waypoint', ['waypoint', '--listen', waypoint, '--log-level', a.logLevel])
+  for (let i = 1; i <= a.nodes; i++) {
+    start(`node-${i}`, ['node', '--data', path.join(root, `node-${i}`), '--listen', `${a.host}:${a.basePort + i}`, '--waypoints', waypoint, '--log-level', a.logLevel])
+  }
+  const clients = new RpcClients({ secret, logger: log })
+  let mounted: Mounted | null = null
+  const stop = async () => {
+    stopping = true
+    if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
+    clients.close()
+    for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM')
+    await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once('exit', r)) : null)))
+  }
+  onSignals(log, stop)
+  try {
+    mounted = await mountCluster(clients, [waypoint], [], mountpoint, 0, log)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  process.stdout.write(
+    `PolyFS: ${a.nodes} node(s) and a waypoint on ${a.host} (waypoint ${waypoint}), mounted at ${mountpoint}.\n` +
+      `Data and logs in ${root}. Status: POLYFS_SECRET=$(cat ${secretFile}) polyfs status --waypoints ${waypoint}\nCtrl-C to stop.\n`,
+  )
+  setInterval(() => undefined, 1 << 30)
+}

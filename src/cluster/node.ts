@@ -1,0 +1,394 @@
+// ClusterNode: one `polyfs node` process. Every node runs the same code: it hosts region
+// replicas and (when the cluster puts it there) a master-group replica over one store, answers
+// Raft, KV, master and admin RPCs, heartbeats the master leader, and does the master leader's
+// duties when it is the leader (masterduty.ts). Joining and bootstrapping: join.ts.
+import { ClassicLevel } from 'classic-level'
+import { mkdirSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { LevelRaftStore, type Message, type NodeId } from '../raft'
+import {
+  ErrorCode,
+  RpcClients,
+  RpcServer,
+  encode,
+  rpcError,
+  type KvRequest,
+  type KvResponse,
+  type MasterInfo,
+  type NodeAddr,
+  type RaftBatch,
+  type RegionDescriptor,
+  type RegionStat,
+  type Settings,
+  type RpcErrorInfo,
+} from '../rpc'
+import { logger as rootLogger, type Logger } from '../util/log'
+import { RaftHost, NotLeaderError } from './host'
+import { loadIdentity, saveIdentity, type Identity } from './identity'
+import { joinCluster } from './join'
+import { MASTER_GROUP, MasterState } from './master'
+import { MasterDuties } from './masterduty'
+import { messageFromWire, messageToWire } from './raftwire'
+import { META_PREFIX, RegionReplica, decodeMeta, keyInRegion, metaKey, type ApplyResult } from './region'
+
+type Db = ClassicLevel<Buffer, Buffer>
+
+export interface NodeOptions {
+  readonly dataDir: string
+  /** host:port to listen on (port 0: any). */
+  readonly listen: string
+  /** host:port other nodes and clients use to reach this one (default: the bound address). */
+  readonly advertise?: string
+  readonly waypoints: readonly string[]
+  readonly secret: string
+  readonly logger?: Logger
+  readonly tickMs?: number
+  readonly heartbeatMs?: number
+  /** Settings a NEW cluster starts with (ignored when joining or restarting). */
+  readonly settings?: Partial<Settings>
+}
+
+export class ClusterNode {
+  readonly log: Logger
+  readonly clients: RpcClients
+  readonly host: RaftHost
+  identity: Identity
+  address = ''
+  /** Node id -> address, from the cluster index and from Raft batches. */
+  readonly addresses = new Map<NodeId, string>()
+  readonly regions = new Map<number, RegionReplica>()
+  master: MasterState | null = null
+  /** The master leader as last learned (from our own group 0, MasterChanged, heartbeats, waypoints). */
+  masterLeader: NodeAddr | null = null
+  masterTerm = 0
+  readonly duties: MasterDuties
+  readonly heartbeatMs: number
+  private readonly server: RpcServer
+  private heartbeatTimer: NodeJS.Timeout | null = null
+  private closed = false
+  private readonly startedMs = Date.now()
+  /** Regions being created from an incoming message (so two messages do not create it twice). */
+  private readonly creating = new Set<number>()
+
+  private constructor(readonly opts: NodeOptions, private readonly db: Db, readonly store: LevelRaftStore) {
+    this.log = opts.logger ?? rootLogger('node')
+    this.heartbeatMs = opts.heartbeatMs ?? 1000
+    this.clients = new RpcClients({ secret: opts.secret, logger: this.log })
+    this.server = new RpcServer({ secret: opts.secret, logger: this.log })
+    this.identity = { format: 1, clusterId: '', nodeId: 0, joinToken: '', address: '', peers: [] }
+    this.host = new RaftHost({
+      nodeId: 0,
+      store,
+      send: (to, msgs) => this.sendRaft(to, msgs),
+      logger: this.log.child({ component: 'raft' }),
+      tickMs: opts.tickMs,
+      onSoftState: (group, leader, isLeader) => this.onSoftState(group, leader, isLeader),
+      onApplied: (group) => this.onApplied(group),
+    })
+    this.duties = new MasterDuties(this)
+  }
+
+  /** Opens the store, serves RPCs, joins or bootstraps a cluster (or rejoins its own), and
+   * resolves once the node is a member. */
+  static async start(opts: NodeOptions): Promise<ClusterNode> {
+    mkdirSync(opts.dataDir, { recursive: true })
+    const db: Db = new ClassicLevel<Buffer, Buffer>(path.join(opts.dataDir, 'store'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const store = LevelRaftStore.over(db, { prefix: Buffer.from('R') })
+    const node = new ClusterNode(opts, db, store)
+    try {
+      await node.boot()
+    } catch (err) {
+      await node.close()
+      throw err
+    }
+    return node
+  }
+
+  get nodeId(): number {
+    return this.identity.nodeId
+  }
+
+  get clusterId(): string {
+    return this.identity.clusterId
+  }
+
+  private async boot(): Promise<void> {
+    this.server.addRaft({ onBatch: (b) => this.onRaftBatch(b) })
+    this.server.addKv({ handle: (r) => this.handleKv(r) })
+    this.server.addMaster(this.duties.handlers())
+    this.server.addNodeAdmin({
+      masterChanged: async (r) => {
+        if (r.clusterId !== this.clusterId) return { error: rpcError(ErrorCode.CLUSTER_MISMATCH, 'another cluster') }
+        if (r.master) this.learnMaster(r.master)
+        return {}
+      },
+      changeReplicas: (r) => this.duties.changeReplicas(r),
+      status: async () => this.statusReply(),
+    })
+    this.address = await this.server.listen(this.opts.listen)
+    if (this.opts.advertise) this.address = this.opts.advertise
+    this.identity = loadIdentity(this.opts.dataDir, this.address)
+    if (!this.identity.clusterId) saveIdentity(this.opts.dataDir, this.identity)
+    if (this.identity.clusterId) await this.openReplicas()
+    if (!this.identity.clusterId) {
+      const joined = await joinCluster(this)
+      this.identity = { ...this.identity, clusterId: joined.clusterId, nodeId: joined.nodeId }
+      saveIdentity(this.opts.dataDir, this.identity)
+      if (joined.bootstrap) await this.duties.bootstrap(joined.bootstrap)
+    }
+    this.setHostId()
+    this.addresses.set(this.nodeId, this.address)
+    this.host.start()
+    this.heartbeatTimer = setInterval(() => void this.duties.everyHeartbeat(), this.heartbeatMs)
+    this.log.info({ nodeId: this.nodeId, clusterId: this.clusterId, address: this.address }, 'node up')
+    void this.duties.everyHeartbeat()
+  }
+
+  private setHostId(): void {
+    this.host.nodeId = this.nodeId
+  }
+
+  /** Loads every replica recorded in the store (tombstones stay gone). */
+  private async openReplicas(): Promise<void> {
+    this.setHostId()
+    for await (const [k, v] of this.db.iterator({ gte: Buffer.from([META_PREFIX]), lt: Buffer.from([META_PREFIX + 1]) })) {
+      const group = Number(k.readBigUInt64BE(1))
+      const meta = decodeMeta(v)
+      if (meta.state === 'tombstone') continue
+      await this.openGroup(group, meta.region, meta.applied)
+    }
+  }
+
+  async openGroup(group: number, region: RegionDescriptor, applied: number, bootstrapVoters: number[] = []): Promise<void> {
+    const storage = await this.store.openGroup(group, bootstrapVoters)
+    if (group === MASTER_GROUP) {
+      const m = new MasterState(this.db)
+      await m.load()
+      this.master = m
+      this.host.addGroup(group, storage, m)
+    } else {
+      const r = new RegionReplica(this.db, region, applied)
+      this.regions.set(group, r)
+      this.host.addGroup(group, storage, r)
+    }
+  }
+
+  // ---------------------------------------------------------------- Raft transport
+
+  private sendRaft(to: NodeId, msgs: { group: number; message: Message }[]): void {
+    const address = this.addresses.get(to)
+    if (!address) {
+      this.log.debug({ to }, 'no address for a Raft peer; messages dropped')
+      return
+    }
+    const batch: RaftBatch = {
+      clusterId: this.clusterId,
+      fromNode: this.nodeId,
+      toNode: to,
+      fromAddress: this.address,
+      messages: msgs.map(({ group, message }) => ({ regionId: group, region: this.descriptor(group), message: messageToWire(message) })),
+    }
+    this.clients.raft(address).send(batch)
+  }
+
+  /** The descriptor this node has for a group (the master group's is synthesized). */
+  descriptor(group: number): RegionDescriptor | undefined {
+    if (group === MASTER_GROUP) {
+      const s = this.host.status(MASTER_GROUP)
+      if (!s) return undefined
+      return { id: 0, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), epoch: { confVer: 0, version: 0 }, voters: [...s.confState.voters], learners: [...s.confState.learners], leader: s.leader }
+    }
+    const r = this.regions.get(group)
+    return r ? { ...r.region, leader: this.host.leaderOf(group) } : undefined
+  }
+
+  private onRaftBatch(b: RaftBatch): void {
+    if (this.closed || !this.clusterId || b.clusterId !== this.clusterId || b.toNode !== this.nodeId) return
+    if (b.fromNode && b.fromAddress) this.addresses.set(b.fromNode, b.fromAddress)
+    for (const env of b.messages ?? []) {
+      const m = env.message && messageFromWire(env.message)
+      if (!m) continue
+      if (this.host.has(env.regionId)) {
+        this.host.step(env.regionId, m)
+        continue
+      }
+      void this.maybeCreateReplica(env.regionId, env.region, m)
+    }
+  }
+
+  /** A message for a group this node does not host: create the replica if the sender's
+   * descriptor lists this node (it was just added), unless a tombstone says it was removed. */
+  private async maybeCreateReplica(group: number, region: RegionDescriptor | undefined, m: Message): Promise<void> {
+    if (!region || this.creating.has(group)) return
+    const members = [...(region.voters ?? []), ...(region.learners ?? [])]
+    if (!members.includes(this.nodeId)) return
+    this.creating.add(group)
+    try {
+      const raw = await this.db.get(metaKey(group))
+      if (raw !== undefined && decodeMeta(raw).state === 'tombstone') {
+        const old = decodeMeta(raw).region
+        if ((old.epoch?.confVer ?? 0) >= (region.epoch?.confVer ?? 0)) return
+      }
+      if (this.host.has(group) || this.closed) return
+      this.log.info({ group, from: m.from }, 'creating a replica this node was added to')
+      // Starts empty: the leader sends a snapshot first (every group starts at index 1).
+      await this.openGroup(group, { ...region, leader: 0 }, 0)
+      this.host.step(group, m)
+    } catch (err) {
+      this.log.warn({ err, group }, 'could not create replica')
+    } finally {
+      this.creating.delete(group)
+    }
+  }
+
+  private onSoftState(group: number, leader: NodeId, isLeader: boolean): void {
+    this.log.info({ group, leader, isLeader }, 'group leader changed')
+    if (group === MASTER_GROUP) {
+      const address = this.addresses.get(leader)
+      if (leader && address) this.learnMaster({ leader: { nodeId: leader, address }, term: this.host.status(MASTER_GROUP)?.term ?? 0, voters: [], learners: [] })
+      if (isLeader) void this.duties.becameLeader()
+    }
+  }
+
+  private onApplied(group: number): void {
+    const r = this.regions.get(group)
+    if (r && !r.region.voters?.includes(this.nodeId) && !r.region.learners?.includes(this.nodeId) && r.appliedIndex > 1) {
+      void this.removeReplica(group)
+    }
+    if (group === MASTER_GROUP && this.master) {
+      for (const n of this.master.state.nodes) if (n.address && n.nodeId !== this.nodeId) this.addresses.set(n.nodeId, n.address)
+    }
+  }
+
+  private async removeReplica(group: number): Promise<void> {
+    const r = this.regions.get(group)
+    if (!r) return
+    this.log.info({ group }, 'this replica was removed from its group; deleting its data')
+    this.host.removeGroup(group)
+    this.regions.delete(group)
+    await r.destroy()
+  }
+
+  learnMaster(m: MasterInfo): void {
+    if (!m.leader || !m.leader.nodeId) return
+    if (m.term < this.masterTerm && this.masterLeader) return
+    this.masterTerm = Math.max(this.masterTerm, m.term)
+    this.masterLeader = m.leader
+    if (m.leader.address) this.addresses.set(m.leader.nodeId, m.leader.address)
+  }
+
+  // ---------------------------------------------------------------- KV service
+
+  private async handleKv(req: KvRequest): Promise<KvResponse> {
+    const id = req.id
+    const r = this.regions.get(req.regionId)
+    if (!r) return reply(id, { error: rpcError(ErrorCode.REGION_NOT_FOUND, `region ${req.regionId} is not on node ${this.nodeId}`) })
+    const cur = r.region.epoch ?? { confVer: 0, version: 0 }
+    if (!req.epoch || req.epoch.version !== cur.version || req.epoch.confVer !== cur.confVer) {
+      return reply(id, { error: rpcError(ErrorCode.EPOCH_NOT_MATCH, `region ${r.id} is at epoch ${cur.confVer}/${cur.version}`, { region: this.descriptor(r.id) }) })
+    }
+    if (!this.host.isLeader(r.id)) return reply(id, { error: this.notLeader(r.id, this.host.leaderOf(r.id)) })
+    try {
+      switch (req.op) {
+        case 'get': {
+          const key = req.get?.key ?? Buffer.alloc(0)
+          if (!keyInRegion(key, r.region)) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'key outside the region', { region: this.descriptor(r.id) }) })
+          await this.host.readBarrier(r.id)
+          const v = await r.get(key)
+          return v ? reply(id, { found: true, value: v.value, version: v.version }) : reply(id, { found: false })
+        }
+        case 'scan': {
+          const s = req.scan
+          if (!s) return reply(id, { error: rpcError(ErrorCode.INVALID, 'scan without a range') })
+          if (!keyInRegion(s.start ?? Buffer.alloc(0), r.region)) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'scan start outside the region', { region: this.descriptor(r.id) }) })
+          await this.host.readBarrier(r.id)
+          const entries = await r.scan(s.start ?? Buffer.alloc(0), s.end ?? Buffer.alloc(0), s.limit ?? 0)
+          return reply(id, { entries })
+        }
+        case 'commit': {
+          if (!req.commit) return reply(id, { error: rpcError(ErrorCode.INVALID, 'commit without a body') })
+          const data = encode('RegionCommand', { epoch: cur, commit: req.commit })
+          const res = (await this.host.propose(r.id, data)) as ApplyResult
+          if (res.ok) return reply(id, { index: res.index })
+          return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
+        }
+        default:
+          return reply(id, { error: rpcError(ErrorCode.INVALID, 'request without an operation') })
+      }
+    } catch (err) {
+      if (err instanceof NotLeaderError) return reply(id, { error: this.notLeader(r.id, err.leader) })
+      this.log.warn({ err, region: r.id }, 'kv request failed')
+      return reply(id, { error: rpcError(ErrorCode.INTERNAL, (err as Error).message) })
+    }
+  }
+
+  notLeader(group: number, leader: NodeId): RpcErrorInfo {
+    const address = leader ? this.addresses.get(leader) : undefined
+    return rpcError(ErrorCode.NOT_LEADER, `node ${this.nodeId} does not lead group ${group}`, {
+      leader: leader && address ? { nodeId: leader, address } : undefined,
+      region: group === MASTER_GROUP ? undefined : this.descriptor(group),
+    })
+  }
+
+  // ---------------------------------------------------------------- status
+
+  regionStats(): RegionStat[] {
+    const out: RegionStat[] = []
+    for (const [id, r] of this.regions) {
+      out.push({ region: this.descriptor(id), isLeader: this.host.isLeader(id), appliedIndex: r.appliedIndex, sizeBytes: r.sizeBytes, keys: 0 })
+    }
+    return out
+  }
+
+  capacity(): { capacityBytes: number; freeBytes: number } {
+    try {
+      const s = require('node:fs').statfsSync(this.opts.dataDir) as { bsize: number; blocks: number; bavail: number }
+      return { capacityBytes: s.bsize * s.blocks, freeBytes: s.bsize * s.bavail }
+    } catch {
+      return { capacityBytes: os.totalmem(), freeBytes: os.freemem() }
+    }
+  }
+
+  private statusReply() {
+    const groups = this.host.groupIds().map((g) => {
+      const s = this.host.status(g)
+      return {
+        regionId: g,
+        role: s?.role ?? 'unknown',
+        leader: s?.leader ?? 0,
+        term: s?.term ?? 0,
+        commitIndex: s?.commit ?? 0,
+        appliedIndex: s?.applied ?? 0,
+        voters: [...(s?.confState.voters ?? [])],
+        learners: [...(s?.confState.learners ?? [])],
+        region: this.descriptor(g),
+      }
+    })
+    return { clusterId: this.clusterId, nodeId: this.nodeId, address: this.address, rssBytes: process.memoryUsage().rss, uptimeMs: Date.now() - this.startedMs, groups, version: '0.1.0' }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    this.duties.stop()
+    await this.host.close()
+    await this.server.close().catch(() => undefined)
+    this.clients.close()
+    await this.store.sync().catch(() => undefined)
+    await this.db.close().catch(() => undefined)
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+}
+
+export type { ApplyResult }
+
+/** A KvResponse with every field not given at its zero value. */
+function reply(id: number, r: Partial<KvResponse>): KvResponse {
+  return { id, found: false, value: Buffer.alloc(0), version: 0, entries: [], index: 0, ...r }
+}

@@ -1,0 +1,307 @@
+// A data region's replica on this node: the state machine of one region Raft group. It holds
+// the region's keys under `z` in the node's store (docs/node-store.md), each with the Raft
+// index that wrote it (its version), applies optimistic transactions by checking their reads
+// against those versions, and dumps/restores itself for snapshots.
+//
+// Every replica applies the same log in the same order and validates against the same state,
+// so every replica accepts and refuses the same commits: validation needs no coordination.
+import { crc32c } from '@node-rs/crc32'
+import type { ClassicLevel } from 'classic-level'
+import type { Entry, Snapshot } from '../raft'
+import { decode, encode, ErrorCode, type CommitOp, type RegionDescriptor } from '../rpc'
+import type { GroupStateMachine } from './host'
+
+type Db = ClassicLevel<Buffer, Buffer>
+type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
+
+export const DATA_PREFIX = 0x7a // 'z'
+export const META_PREFIX = 0x6d // 'm'
+const META_FORMAT = 1
+const STATE_NORMAL = 0
+const STATE_TOMBSTONE = 1
+/** Transaction ids remembered for answering retried commits (in memory, per replica). */
+const MAX_REMEMBERED_TXNS = 100_000
+/** Bound on entries one scan returns. */
+export const MAX_SCAN_ENTRIES = 10_000
+
+/** The outcome of one applied command, handed to whoever proposed it. */
+export type ApplyResult = { ok: true; index: number } | { ok: false; code: string; message: string }
+
+export function dataKey(userKey: Buffer): Buffer {
+  const k = Buffer.allocUnsafe(userKey.length + 1)
+  k[0] = DATA_PREFIX
+  userKey.copy(k, 1)
+  return k
+}
+
+export function metaKey(group: number): Buffer {
+  const k = Buffer.alloc(9)
+  k[0] = META_PREFIX
+  k.writeBigUInt64BE(BigInt(group), 1)
+  return k
+}
+
+/** The end of a region's data range in the store (exclusive). */
+function dataEnd(endKey: Buffer | undefined): Buffer {
+  return endKey && endKey.length > 0 ? dataKey(endKey) : Buffer.from([DATA_PREFIX + 1])
+}
+
+export interface ReplicaMeta {
+  readonly state: 'normal' | 'tombstone'
+  readonly applied: number
+  readonly region: RegionDescriptor
+}
+
+export function encodeMeta(m: ReplicaMeta): Buffer {
+  const desc = encode('RegionDescriptor', m.region)
+  const out = Buffer.alloc(1 + 1 + 8 + desc.length + 4)
+  out[0] = META_FORMAT
+  out[1] = m.state === 'normal' ? STATE_NORMAL : STATE_TOMBSTONE
+  out.writeBigUInt64BE(BigInt(m.applied), 2)
+  desc.copy(out, 10)
+  out.writeUInt32BE(crc32c(out.subarray(0, out.length - 4)), out.length - 4)
+  return out
+}
+
+export function decodeMeta(buf: Buffer): ReplicaMeta {
+  if (buf.length < 14 || buf.readUInt32BE(buf.length - 4) !== crc32c(buf.subarray(0, buf.length - 4))) throw new Error('corrupt replica meta record')
+  if (buf[0] !== META_FORMAT) throw new Error(`replica meta format ${buf[0]} is not known to this version (want ${META_FORMAT})`)
+  return {
+    state: buf[1] === STATE_NORMAL ? 'normal' : 'tombstone',
+    applied: Number(buf.readBigUInt64BE(2)),
+    region: decode<RegionDescriptor>('RegionDescriptor', buf.subarray(10, buf.length - 4)),
+  }
+}
+
+function versioned(version: number, value: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(8 + value.length)
+  out.writeBigUInt64BE(BigInt(version), 0)
+  value.copy(out, 8)
+  return out
+}
+
+export interface VersionedValue {
+  readonly value: Buffer
+  readonly version: number
+}
+
+function unversion(buf: Buffer): VersionedValue {
+  return { version: Number(buf.readBigUInt64BE(0)), value: buf.subarray(8) }
+}
+
+export function keyInRegion(key: Buffer, r: RegionDescriptor): boolean {
+  if (Buffer.compare(key, r.startKey ?? Buffer.alloc(0)) < 0) return false
+  return !r.endKey || r.endKey.length === 0 || Buffer.compare(key, r.endKey) < 0
+}
+
+export class RegionReplica implements GroupStateMachine {
+  appliedIndex: number
+  region: RegionDescriptor
+  /** Outcomes of recently applied transactions by id (hex), oldest first. */
+  private readonly txns = new Map<string, ApplyResult>()
+  /** Approximate bytes of keys and values, for heartbeats. */
+  sizeBytes = 0
+
+  constructor(private readonly db: Db, region: RegionDescriptor, applied: number) {
+    this.region = region
+    this.appliedIndex = applied
+  }
+
+  get id(): number {
+    return this.region.id
+  }
+
+  async get(key: Buffer): Promise<VersionedValue | undefined> {
+    const raw = await this.db.get(dataKey(key))
+    return raw === undefined ? undefined : unversion(raw)
+  }
+
+  async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
+    const out: { key: Buffer; value: Buffer; version: number }[] = []
+    const max = limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES
+    const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
+    for await (const [k, v] of this.db.iterator({ gte: dataKey(start), lt: hi, limit: max })) {
+      const { value, version } = unversion(v)
+      out.push({ key: k.subarray(1), value, version })
+    }
+    return out
+  }
+
+  async applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }): Promise<unknown[]> {
+    const results: unknown[] = []
+    const ops: Op[] = []
+    // Writes of this batch not yet in the store: later entries must see them.
+    const overlay = new Map<string, Buffer | null>()
+    for (const e of entries) {
+      if (e.type === 'confChange') {
+        const conf = confAfter(e)
+        // conf_ver is the index of the last membership change: the same on every replica,
+        // however it got there (by log or by snapshot).
+        const epoch = this.region.epoch ?? { confVer: 0, version: 0 }
+        this.region = { ...this.region, voters: conf.voters, learners: conf.learners, epoch: { confVer: e.index, version: epoch.version } }
+        results.push({ ok: true, index: e.index })
+        continue
+      }
+      if (e.data.length === 0) {
+        results.push({ ok: true, index: e.index }) // a new leader's empty entry
+        continue
+      }
+      results.push(await this.applyCommand(e, overlay, ops))
+    }
+    const last = entries[entries.length - 1]
+    if (last) this.appliedIndex = Math.max(this.appliedIndex, last.index)
+    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    await this.db.batch(ops, { sync: false })
+    return results
+  }
+
+  private async applyCommand(e: Entry, overlay: Map<string, Buffer | null>, ops: Op[]): Promise<ApplyResult> {
+    let cmd
+    try {
+      cmd = decode<{ epoch?: { confVer: number; version: number }; cmd?: string; commit?: CommitOp }>('RegionCommand', Buffer.from(e.data))
+    } catch (err) {
+      return { ok: false, code: ErrorCode.INVALID, message: `undecodable command at ${e.index}: ${(err as Error).message}` }
+    }
+    if (cmd.cmd !== 'commit' || !cmd.commit) return { ok: false, code: ErrorCode.INVALID, message: 'unknown region command' }
+    const c = cmd.commit
+    const id = c.txnId && c.txnId.length > 0 ? c.txnId.toString('hex') : ''
+    const seen = id ? this.txns.get(id) : undefined
+    if (seen) return seen
+    if ((cmd.epoch?.version ?? 0) !== (this.region.epoch?.version ?? 0)) {
+      return this.remember(id, { ok: false, code: ErrorCode.EPOCH_NOT_MATCH, message: 'region changed since the command was proposed' })
+    }
+    const version = async (key: Buffer): Promise<number> => {
+      const k = dataKey(key)
+      const o = overlay.get(k.toString('latin1'))
+      if (o !== undefined) return o === null ? 0 : e.index // written earlier in this batch
+      const raw = await this.db.get(k)
+      return raw === undefined ? 0 : Number(raw.readBigUInt64BE(0))
+    }
+    for (const r of c.reads ?? []) {
+      if ((await version(r.key)) !== (r.version ?? 0)) return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a key read by the transaction changed' })
+    }
+    for (const s of c.scans ?? []) {
+      if (!(await this.scanUnchanged(s.start, s.end, s.limit ?? 0, s.seen ?? [], overlay))) {
+        return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a range scanned by the transaction changed' })
+      }
+    }
+    for (const w of c.writes ?? []) {
+      if (!keyInRegion(w.key, this.region)) return this.remember(id, { ok: false, code: ErrorCode.KEY_NOT_IN_REGION, message: 'a written key is outside the region' })
+    }
+    for (const w of c.writes ?? []) {
+      const k = dataKey(w.key)
+      if (w.delete) {
+        ops.push({ type: 'del', key: k })
+        overlay.set(k.toString('latin1'), null)
+      } else {
+        const v = versioned(e.index, w.value ?? Buffer.alloc(0))
+        ops.push({ type: 'put', key: k, value: v })
+        overlay.set(k.toString('latin1'), v)
+        this.sizeBytes += k.length + v.length
+      }
+    }
+    return this.remember(id, { ok: true, index: e.index })
+  }
+
+  /** Whether [start, end) still holds exactly the keys and versions the transaction saw. */
+  private async scanUnchanged(start: Buffer, end: Buffer, limit: number, seen: { key: Buffer; version?: number }[], overlay: Map<string, Buffer | null>): Promise<boolean> {
+    const lo = dataKey(start)
+    const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
+    const now = new Map<string, number>()
+    for await (const [k, v] of this.db.iterator({ gte: lo, lt: hi })) {
+      now.set(k.toString('latin1'), Number(v.readBigUInt64BE(0)))
+      if (limit > 0 && now.size > limit + overlay.size) break
+    }
+    for (const [k, v] of overlay) {
+      const kb = Buffer.from(k, 'latin1')
+      if (Buffer.compare(kb, lo) < 0 || Buffer.compare(kb, hi) >= 0) continue
+      if (v === null) now.delete(k)
+      else now.set(k, Number(v.readBigUInt64BE(0)))
+    }
+    const keys = [...now.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))
+    const visible = limit > 0 ? keys.slice(0, limit) : keys
+    if (visible.length !== seen.length) return false
+    for (let i = 0; i < visible.length; i++) {
+      const s = seen[i] as { key: Buffer; version?: number }
+      if (visible[i] !== dataKey(s.key).toString('latin1') || now.get(visible[i] as string) !== (s.version ?? 0)) return false
+    }
+    return true
+  }
+
+  private remember(id: string, r: ApplyResult): ApplyResult {
+    if (!id) return r
+    this.txns.set(id, r)
+    if (this.txns.size > MAX_REMEMBERED_TXNS) this.txns.delete(this.txns.keys().next().value as string)
+    return r
+  }
+
+  /** Image: magic, descriptor, applied index, then every key with its version and value. */
+  async snapshotData(): Promise<Uint8Array> {
+    const parts: Buffer[] = []
+    const desc = encode('RegionDescriptor', this.region)
+    const head = Buffer.alloc(4 + 4 + 8)
+    head.write('PRS1', 0, 'latin1')
+    head.writeUInt32BE(desc.length, 4)
+    head.writeBigUInt64BE(BigInt(this.appliedIndex), 8)
+    parts.push(head, desc)
+    for await (const [k, v] of this.db.iterator({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) {
+      const h = Buffer.alloc(8)
+      h.writeUInt32BE(k.length, 0)
+      h.writeUInt32BE(v.length, 4)
+      parts.push(h, k, v)
+    }
+    const body = Buffer.concat(parts)
+    const crc = Buffer.alloc(4)
+    crc.writeUInt32BE(crc32c(body), 0)
+    return Buffer.concat([body, crc])
+  }
+
+  async restore(snap: Snapshot): Promise<void> {
+    const buf = Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength)
+    if (buf.length === 0) return this.restoreEmpty(snap) // a group's bootstrap snapshot
+    if (buf.length < 20 || buf.toString('latin1', 0, 4) !== 'PRS1' || buf.readUInt32BE(buf.length - 4) !== crc32c(buf.subarray(0, buf.length - 4))) {
+      throw new Error(`region snapshot at ${snap.meta.index} is corrupt`)
+    }
+    const descLen = buf.readUInt32BE(4)
+    const region = decode<RegionDescriptor>('RegionDescriptor', buf.subarray(16, 16 + descLen))
+    const ops: Op[] = []
+    // Drop what this replica held in the range, then write the image.
+    for await (const k of this.db.keys({ gte: dataKey(region.startKey ?? Buffer.alloc(0)), lt: dataEnd(region.endKey) })) ops.push({ type: 'del', key: k })
+    let off = 16 + descLen
+    let size = 0
+    while (off < buf.length - 4) {
+      const kl = buf.readUInt32BE(off)
+      const vl = buf.readUInt32BE(off + 4)
+      const k = buf.subarray(off + 8, off + 8 + kl)
+      const v = buf.subarray(off + 8 + kl, off + 8 + kl + vl)
+      ops.push({ type: 'put', key: Buffer.from(k), value: Buffer.from(v) })
+      size += kl + vl
+      off += 8 + kl + vl
+    }
+    this.region = { ...region, voters: [...snap.meta.confState.voters], learners: [...snap.meta.confState.learners] }
+    this.appliedIndex = snap.meta.index
+    this.sizeBytes = size
+    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    await this.db.batch(ops, { sync: false })
+    this.txns.clear()
+  }
+
+  private async restoreEmpty(snap: Snapshot): Promise<void> {
+    const ops: Op[] = []
+    for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
+    const version = this.region.epoch?.version ?? 1
+    this.region = { ...this.region, voters: [...snap.meta.confState.voters], learners: [...snap.meta.confState.learners], epoch: { confVer: snap.meta.index, version } }
+    this.appliedIndex = snap.meta.index
+    this.sizeBytes = 0
+    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    await this.db.batch(ops, { sync: false })
+  }
+
+  /** Removes the replica's data and leaves a tombstone (the replica was removed from the group). */
+  async destroy(): Promise<void> {
+    const ops: Op[] = []
+    for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
+    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'tombstone', applied: this.appliedIndex, region: this.region }) })
+    await this.db.batch(ops, { sync: true })
+  }
+}

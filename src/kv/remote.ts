@@ -1,0 +1,337 @@
+// ClusterKV: the KV interface (types.ts) over a PolyFS cluster. It routes each key to its
+// region with a cached cluster map, sends requests to the region's leader over one multiplexed
+// stream per node, follows NOT_LEADER and EPOCH_NOT_MATCH hints, and retries with backoff
+// while a leader changes. Transactions are optimistic, as in LocalKV: reads record the version
+// of what they saw, and the commit is validated when the region applies it (docs/kv.md).
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../util/log'
+import { ErrorCode, RpcError, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
+import { KvError, LIMITS, type Entry, type KV, type Range, type Txn, type TxnOptions } from './types'
+
+export interface ClusterKVOptions {
+  readonly clients: RpcClients
+  /** Waypoint addresses, used to find the master leader. */
+  readonly waypoints: readonly string[]
+  /** Node addresses to ask for the cluster map first (e.g. the local node). */
+  readonly nodes?: readonly string[]
+  readonly logger: Logger
+  /** How long one operation keeps retrying while the cluster cannot serve it (default 30 s). */
+  readonly retryForMs?: number
+}
+
+type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit'>
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function keyIn(key: Buffer, r: RegionDescriptor): boolean {
+  if (Buffer.compare(key, r.startKey ?? Buffer.alloc(0)) < 0) return false
+  return !r.endKey || r.endKey.length === 0 || Buffer.compare(key, r.endKey) < 0
+}
+
+export class ClusterKV implements KV {
+  private regions: RegionDescriptor[] = []
+  private readonly nodes = new Map<number, string>()
+  private masterAddress: string | null = null
+  private refreshing: Promise<void> | null = null
+  private closed = false
+  private readonly retryForMs: number
+  capacity = { capacityBytes: 0, freeBytes: 0 }
+  /** Commits refused with CONFLICT (then retried), for tests and status. */
+  conflicts = 0
+
+  constructor(private readonly opts: ClusterKVOptions) {
+    this.retryForMs = opts.retryForMs ?? 30_000
+  }
+
+  /** Connects: resolves once the cluster map is known (retrying up to retryForMs). */
+  async connect(): Promise<void> {
+    const deadline = Date.now() + this.retryForMs
+    for (;;) {
+      try {
+        await this.refresh()
+        if (this.regions.length > 0) return
+      } catch (err) {
+        this.opts.logger.debug({ err }, 'cluster map not available yet')
+      }
+      if (Date.now() > deadline) throw new KvError('UNAVAILABLE', 'no master answered with a cluster map (are the waypoints and nodes up?)')
+      await sleep(250)
+    }
+  }
+
+  private refresh(): Promise<void> {
+    if (!this.refreshing) this.refreshing = this.doRefresh().finally(() => (this.refreshing = null))
+    return this.refreshing
+  }
+
+  private async doRefresh(): Promise<void> {
+    const tried = new Set<string>()
+    const candidates: string[] = [...(this.masterAddress ? [this.masterAddress] : []), ...(this.opts.nodes ?? [])]
+    for (const w of this.opts.waypoints) {
+      try {
+        const m = await this.opts.clients.waypoint(w).getMaster({}, { timeoutMs: 1000 })
+        if (m.known && m.leader?.address) candidates.push(m.leader.address)
+      } catch {
+        // the next one
+      }
+    }
+    candidates.push(...this.nodes.values())
+    for (let i = 0; i < candidates.length && tried.size < 16; i++) {
+      const at = candidates[i] as string
+      if (tried.has(at)) continue
+      tried.add(at)
+      try {
+        const map = await this.opts.clients.master(at).getClusterMap({}, { timeoutMs: 2000 })
+        if (map.error?.code) {
+          if (map.error.leader?.address) candidates.splice(i + 1, 0, map.error.leader.address)
+          continue
+        }
+        this.masterAddress = at
+        for (const n of map.nodes ?? []) if (n.address) this.nodes.set(n.nodeId, n.address)
+        const fresh = (map.regions ?? []).map((r) => ({ ...r }))
+        // Keep a leader we learned more recently than the master did.
+        for (const r of fresh) {
+          const old = this.regions.find((x) => x.id === r.id)
+          if (old?.leader && !r.leader) r.leader = old.leader
+        }
+        this.regions = fresh.sort((a, b) => Buffer.compare(a.startKey ?? Buffer.alloc(0), b.startKey ?? Buffer.alloc(0)))
+        let cap = 0
+        let free = 0
+        for (const n of map.nodes ?? []) {
+          if (n.state === 'NODE_REMOVED') continue
+          cap += n.capacityBytes
+          free += n.freeBytes
+        }
+        // Every byte is stored `replicas` times.
+        const replicas = Math.max(1, Math.min(map.settings?.dataReplicas ?? 3, (map.nodes ?? []).length))
+        this.capacity = { capacityBytes: Math.floor(cap / replicas), freeBytes: Math.floor(free / replicas) }
+        return
+      } catch (err) {
+        this.opts.logger.debug({ err: (err as Error).message, at }, 'getClusterMap failed')
+      }
+    }
+  }
+
+  private locate(key: Buffer): RegionDescriptor | undefined {
+    return this.regions.find((r) => keyIn(key, r))
+  }
+
+  private replace(r: RegionDescriptor): void {
+    const i = this.regions.findIndex((x) => x.id === r.id)
+    if (i >= 0) this.regions[i] = { ...r }
+    else this.regions.push({ ...r })
+  }
+
+  private target(r: RegionDescriptor, attempt: number): string | undefined {
+    if (r.leader && attempt === 0) {
+      const a = this.nodes.get(r.leader)
+      if (a) return a
+    }
+    const members = (r.voters ?? []).filter((id) => this.nodes.has(id))
+    if (r.leader && this.nodes.has(r.leader) && attempt % 2 === 0) return this.nodes.get(r.leader)
+    const id = members[attempt % Math.max(1, members.length)]
+    return id === undefined ? undefined : this.nodes.get(id)
+  }
+
+  /** One request for the region holding `key`, retried across leader changes and epochs. */
+  private async request(key: Buffer, op: Op): Promise<{ res: KvResponse; region: RegionDescriptor }> {
+    if (this.closed) throw new KvError('CLOSED', 'store is closed')
+    const deadline = Date.now() + this.retryForMs
+    let lastError = 'no region for the key'
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        if (Date.now() > deadline) throw new KvError('UNAVAILABLE', `cluster did not answer for ${this.retryForMs} ms: ${lastError}`)
+        await sleep(Math.min(500, 10 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2))
+      }
+      const r = this.locate(key)
+      if (!r) {
+        await this.refresh().catch(() => undefined)
+        continue
+      }
+      const at = this.target(r, attempt)
+      if (!at) {
+        await this.refresh().catch(() => undefined)
+        continue
+      }
+      let res: KvResponse
+      try {
+        res = await this.opts.clients.kv(at).call({ regionId: r.id, epoch: r.epoch, ...op }, { timeoutMs: 10_000 })
+      } catch (err) {
+        lastError = `${at}: ${(err as Error).message}`
+        if (err instanceof RpcError && err.code === 'UNAUTHENTICATED') throw new KvError('IO', `refused by ${at}: wrong cluster secret`)
+        r.leader = 0
+        continue
+      }
+      const e = res.error
+      if (!e || !e.code) return { res, region: r }
+      lastError = `${e.code}: ${e.message}`
+      switch (e.code) {
+        case ErrorCode.NOT_LEADER:
+          if (e.leader?.nodeId) {
+            this.noteNode(e.leader)
+            r.leader = e.leader.nodeId
+          } else r.leader = 0
+          if (e.region && (e.region.epoch?.confVer ?? 0) > (r.epoch?.confVer ?? 0)) this.replace({ ...e.region, leader: r.leader })
+          continue
+        case ErrorCode.EPOCH_NOT_MATCH:
+        case ErrorCode.KEY_NOT_IN_REGION:
+          if (e.region) this.replace(e.region)
+          else await this.refresh().catch(() => undefined)
+          continue
+        case ErrorCode.REGION_NOT_FOUND:
+          r.leader = 0
+          await this.refresh().catch(() => undefined)
+          continue
+        case ErrorCode.BUSY:
+        case ErrorCode.TIMEOUT:
+          continue
+        case ErrorCode.CONFLICT:
+          throw new KvError('CONFLICT', e.message)
+        case ErrorCode.TOO_LARGE:
+          throw new KvError('TOO_LARGE', e.message)
+        default:
+          throw new KvError('IO', `${e.code}: ${e.message}`)
+      }
+    }
+  }
+
+  private noteNode(a: NodeAddr): void {
+    if (a.nodeId && a.address) this.nodes.set(a.nodeId, a.address)
+  }
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    return (await this.getVersioned(key))?.value
+  }
+
+  async getVersioned(key: Buffer): Promise<{ value: Buffer; version: number } | undefined> {
+    const { res } = await this.request(key, { op: 'get', get: { key } })
+    return res.found ? { value: res.value ?? Buffer.alloc(0), version: res.version } : undefined
+  }
+
+  async scan(range: Range): Promise<Entry[]> {
+    return (await this.scanVersioned(range, range.limit ?? 0)).entries.map(({ key, value }) => ({ key, value }))
+  }
+
+  /** Scans [start, end) across regions, in order; `checks` are what a transaction validates. */
+  async scanVersioned(range: Range, limit: number): Promise<{ entries: { key: Buffer; value: Buffer; version: number }[]; checks: ScanCheck[] }> {
+    const out: { key: Buffer; value: Buffer; version: number }[] = []
+    const checks: ScanCheck[] = []
+    let start = range.start
+    for (let hops = 0; hops < 10_000; hops++) {
+      const want = limit > 0 ? limit - out.length : 0
+      const { res, region } = await this.request(start, { op: 'scan', scan: { start, end: range.end, limit: want } })
+      const got = res.entries ?? []
+      const regionEnd = region.endKey && region.endKey.length > 0 ? region.endKey : null
+      // The part of the range this region answered for.
+      const end = regionEnd && Buffer.compare(regionEnd, range.end) < 0 ? regionEnd : range.end
+      checks.push({ start, end, limit: want, seen: got.map((e) => ({ key: e.key, version: e.version })) })
+      out.push(...got.map((e) => ({ key: e.key, value: e.value ?? Buffer.alloc(0), version: e.version })))
+      if (limit > 0 && out.length >= limit) break
+      if (!regionEnd || Buffer.compare(regionEnd, range.end) >= 0) break
+      start = regionEnd
+    }
+    return { entries: out, checks }
+  }
+
+  async txn<T>(fn: (tx: Txn) => Promise<T>, opts: TxnOptions = {}): Promise<T> {
+    const attempts = opts.maxAttempts ?? LIMITS.defaultAttempts
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new KvError('CLOSED', 'store is closed')
+      const tx = new ClusterTxn(this)
+      const result = await fn(tx)
+      try {
+        await tx.commit()
+        return result
+      } catch (err) {
+        if (!(err instanceof KvError) || err.code !== 'CONFLICT') throw err
+        this.conflicts++
+        if (attempt >= attempts) throw new KvError('CONFLICT', `transaction conflicted ${attempts} times`)
+        await sleep(Math.min(50, attempt * Math.random() * 3))
+      }
+    }
+  }
+
+  /** Sends a commit for the region holding every key of it. */
+  async commit(body: { reads: { key: Buffer; version: number }[]; scans: ScanCheck[]; writes: { key: Buffer; value?: Buffer; delete: boolean }[] }): Promise<void> {
+    const first = body.writes[0]?.key ?? body.reads[0]?.key ?? body.scans[0]?.start
+    if (!first) return
+    const r = this.locate(first)
+    const all = [...body.writes.map((w) => w.key), ...body.reads.map((x) => x.key), ...body.scans.map((s) => s.start)]
+    if (r && all.some((k) => !keyIn(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
+    const txnId = randomBytes(16)
+    await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId } })
+  }
+
+  /** Every acknowledged commit is already durable on a quorum of replicas. */
+  async sync(): Promise<void> {
+    if (this.closed) throw new KvError('CLOSED', 'store is closed')
+  }
+
+  async usage(): Promise<{ usedBytes: number; freeBytes: number; totalBytes: number }> {
+    await this.refresh().catch(() => undefined)
+    const { capacityBytes, freeBytes } = this.capacity
+    return { usedBytes: Math.max(0, capacityBytes - freeBytes), freeBytes, totalBytes: capacityBytes }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+/** A transaction's reads (with versions), scans and buffered writes. */
+class ClusterTxn implements Txn {
+  private readonly reads = new Map<string, { key: Buffer; version: number; value: Buffer | undefined }>()
+  private readonly scans: ScanCheck[] = []
+  private readonly writes = new Map<string, { key: Buffer; value: Buffer | null }>()
+  private writeBytes = 0
+
+  constructor(private readonly kv: ClusterKV) {}
+
+  async get(key: Buffer): Promise<Buffer | undefined> {
+    const k = key.toString('latin1')
+    const w = this.writes.get(k)
+    if (w) return w.value ?? undefined
+    const r = this.reads.get(k)
+    if (r) return r.value
+    const v = await this.kv.getVersioned(key)
+    this.reads.set(k, { key: Buffer.from(key), version: v?.version ?? 0, value: v?.value })
+    return v?.value
+  }
+
+  async scan(range: Range): Promise<Entry[]> {
+    const limit = range.limit ?? 0
+    let own = 0
+    for (const w of this.writes.values()) if (Buffer.compare(w.key, range.start) >= 0 && Buffer.compare(w.key, range.end) < 0) own++
+    // Ask for enough that our own deletes cannot leave the answer short.
+    const { entries, checks } = await this.kv.scanVersioned(range, limit > 0 ? limit + own : 0)
+    this.scans.push(...checks)
+    const merged = new Map<string, Entry>()
+    for (const e of entries) merged.set(e.key.toString('latin1'), { key: e.key, value: e.value })
+    for (const [k, w] of this.writes) {
+      if (Buffer.compare(w.key, range.start) < 0 || Buffer.compare(w.key, range.end) >= 0) continue
+      if (w.value === null) merged.delete(k)
+      else merged.set(k, { key: w.key, value: w.value })
+    }
+    const out = [...merged.values()].sort((a, b) => Buffer.compare(a.key, b.key))
+    return limit > 0 ? out.slice(0, limit) : out
+  }
+
+  put(key: Buffer, value: Buffer): void {
+    if (key.length > LIMITS.keyBytes) throw new KvError('TOO_LARGE', `key of ${key.length} bytes`)
+    if (value.length > LIMITS.valueBytes) throw new KvError('TOO_LARGE', `value of ${value.length} bytes`)
+    this.writeBytes += key.length + value.length
+    if (this.writeBytes > LIMITS.txnWriteBytes) throw new KvError('TOO_LARGE', 'transaction too large')
+    this.writes.set(key.toString('latin1'), { key: Buffer.from(key), value: Buffer.from(value) })
+  }
+
+  del(key: Buffer): void {
+    this.writes.set(key.toString('latin1'), { key: Buffer.from(key), value: null })
+  }
+
+  async commit(): Promise<void> {
+    const reads = [...this.reads.values()].map(({ key, version }) => ({ key, version }))
+    // A read-only transaction of one read (or one scan) is a single linearizable read already.
+    if (this.writes.size === 0 && reads.length + this.scans.length <= 1) return
+    const writes = [...this.writes.values()].map((w) => ({ key: w.key, value: w.value ?? undefined, delete: w.value === null }))
+    await this.kv.commit({ reads, scans: this.scans, writes })
+  }
+}

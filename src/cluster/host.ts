@@ -146,7 +146,10 @@ export class RaftHost {
       rng: this.rng,
       electionTicks: this.electionTicks,
       heartbeatTicks: this.heartbeatTicks,
-      applied: Math.max(sm.appliedIndex, storage.snapshot().meta.index),
+      // Not the state machine's applied index: the core must see every committed entry since
+      // the snapshot again, or it would miss the membership changes among them (its
+      // configuration starts from the snapshot's). apply() skips what the state machine has.
+      applied: storage.snapshot().meta.index,
       checkQuorum: true,
       preVote: true,
     })
@@ -335,8 +338,10 @@ export class RaftHost {
       conf = applyToConfState(conf, decodeConfChange(e.data))
       after.set(e.index, { voters: [...conf.voters], learners: [...conf.learners] })
     }
-    const results = await g.sm.applyEntries(entries, (e) => after.get(e.index) ?? { voters: [...conf.voters], learners: [...conf.learners] })
-    entries.forEach((e, i) => {
+    const applied = g.sm.appliedIndex
+    const fresh = entries.filter((e) => e.index > applied)
+    const results = fresh.length === 0 ? [] : await g.sm.applyEntries(fresh, (e) => after.get(e.index) ?? { voters: [...conf.voters], learners: [...conf.learners] })
+    fresh.forEach((e, i) => {
       const p = g.proposals.get(e.index)
       if (!p) return
       g.proposals.delete(e.index)

@@ -1,0 +1,82 @@
+// Joining and bootstrap with real processes on loopback: the master group grows 1, 3, 5 as
+// nodes join, regions grow to 3 replicas, and nodes started at the same instant form ONE
+// cluster (repeated), a restarted node rejoins its own cluster.
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+import { dumpLogs, startCluster } from '../helpers/cluster'
+import { waitFor } from '../helpers/mount'
+
+function identity(dir: string): { clusterId: string; nodeId: number } | null {
+  try {
+    return JSON.parse(readFileSync(path.join(dir, 'identity.json'), 'utf8'))
+  } catch {
+    return null
+  }
+}
+
+test('cluster: the master group grows 1, 3, 5 as nodes join; the region reaches 3 replicas', async (t) => {
+  const c = startCluster(t)
+  try {
+    c.addNode().start()
+    let m = await c.waitMap((m) => (m.nodes ?? []).length === 1 && (m.master?.voters ?? []).length === 1, 20_000, 'one node, one master')
+    assert.equal(m.regions?.length, 1)
+    c.addNode().start()
+    c.addNode().start()
+    m = await c.waitMap((m) => (m.nodes ?? []).length === 3 && (m.master?.voters ?? []).length === 3 && (m.master?.learners ?? []).length === 0, 30_000, 'three nodes, three masters')
+    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3, 30_000, 'region with 3 voters')
+    c.addNode().start()
+    m = await c.waitMap((m) => (m.nodes ?? []).length === 4, 30_000, 'four nodes')
+    assert.equal((m.master?.voters ?? []).length, 3, 'four nodes keep three masters')
+    c.addNode().start()
+    m = await c.waitMap((m) => (m.nodes ?? []).length === 5 && (m.master?.voters ?? []).length === 5 && (m.master?.learners ?? []).length === 0, 40_000, 'five masters')
+    // Still 3 replicas per region with 5 nodes (data_replicas = 3).
+    assert.equal((m.regions?.[0]?.voters ?? []).length, 3)
+    const ids = new Set((m.nodes ?? []).map((n) => n.nodeId))
+    assert.equal(ids.size, 5)
+  } catch (err) {
+    console.error(dumpLogs(c))
+    throw err
+  }
+})
+
+test('cluster: a restarted node keeps its id and rejoins its own cluster', async (t) => {
+  const c = startCluster(t)
+  const a = c.addNode()
+  const b = c.addNode()
+  a.start()
+  await c.waitMap((m) => (m.nodes ?? []).length === 1, 20_000, 'first node')
+  b.start()
+  await c.waitMap((m) => (m.nodes ?? []).length === 2, 20_000, 'second node')
+  const before = identity(path.join(c.root, 'node-2'))
+  assert.ok(before?.nodeId)
+  await b.stop()
+  b.start()
+  const m = await c.waitMap((m) => (m.nodes ?? []).length === 2 && (m.nodes ?? []).every((n) => n.state === 'NODE_UP' && Date.now() - n.lastHeartbeatMs < 3000), 20_000, 'both up again')
+  assert.equal((m.nodes ?? []).length, 2, 'no new node id was made')
+  assert.deepEqual(identity(path.join(c.root, 'node-2')), before)
+})
+
+const ROUNDS = Number(process.env.POLYFS_JOIN_ROUNDS ?? 20)
+
+test(`cluster: five nodes started at the same instant form one cluster (${ROUNDS} rounds)`, async (t) => {
+  for (let round = 1; round <= ROUNDS; round++) {
+    await t.test(`round ${round}`, async (tt) => {
+      const c = startCluster(tt)
+      const nodes = Array.from({ length: 5 }, () => c.addNode())
+      for (const n of nodes) n.start()
+      const dirs = nodes.map((_, i) => path.join(c.root, `node-${i + 1}`))
+      try {
+        await waitFor(() => dirs.every((d) => !!identity(d)?.clusterId), 30_000, 'all five nodes in a cluster')
+      } catch (err) {
+        console.error(dumpLogs(c, 20))
+        throw err
+      }
+      const clusters = new Set(dirs.map((d) => identity(d)?.clusterId))
+      assert.equal(clusters.size, 1, `round ${round}: nodes ended in ${clusters.size} clusters`)
+      const ids = new Set(dirs.map((d) => identity(d)?.nodeId))
+      assert.equal(ids.size, 5, `round ${round}: node ids must be distinct`)
+    })
+  }
+})

@@ -34,14 +34,16 @@ export interface Cluster {
   readonly waypoints: Proc[]
   readonly nodes: Proc[]
   readonly clients: RpcClients
-  /** Adds (does not start) node i+1 on 127.0.0.(11+i). */
-  addNode(extra?: string[]): Proc
+  /** Adds (does not start) node i+1 on 127.0.0.(11+i); `env` adds to its environment. */
+  addNode(extra?: string[], env?: NodeJS.ProcessEnv): Proc
+  /** The address node i+1 listens on (known before it starts). */
+  nodeAddress(i: number): string
   /** The cluster map from the master leader (through the waypoints); null when none answers. */
   map(): Promise<GetClusterMapResponse | null>
   /** Waits until the map satisfies `cond`. */
   waitMap(cond: (m: GetClusterMapResponse) => boolean, timeoutMs: number, what: string): Promise<GetClusterMapResponse>
   /** A client mount (`polyfs mount --waypoints`) at a new directory. */
-  mount(extra?: string[]): Promise<{ mnt: string; proc: Proc }>
+  mount(extra?: string[], env?: NodeJS.ProcessEnv): Promise<{ mnt: string; proc: Proc }>
   cleanup(): Promise<void>
 }
 
@@ -118,11 +120,14 @@ export function startCluster(t: Cleanup, o: ClusterOptions = {}): Cluster {
     waypoints,
     nodes,
     clients,
-    addNode(extra = []) {
+    nodeAddress(i: number) {
+      return `127.0.0.${11 + i}:${base + 10 + i}`
+    },
+    addNode(extra = [], extraEnv = {}) {
       const i = nodes.length
-      const address = `127.0.0.${11 + i}:${base + 10 + i}`
+      const address = c.nodeAddress(i)
       const data = path.join(root, `node-${i + 1}`)
-      const n = makeProc(`node-${i + 1}`, address, path.join(root, `node-${i + 1}.log`), () => ['node', '--data', data, '--listen', address, '--waypoints', wlist, '--log-level', 'debug', ...(o.nodeArgs ?? []), ...extra], env)
+      const n = makeProc(`node-${i + 1}`, address, path.join(root, `node-${i + 1}.log`), () => ['node', '--data', data, '--listen', address, '--waypoints', wlist, '--log-level', 'debug', ...(o.nodeArgs ?? []), ...extra], { ...env, ...extraEnv })
       nodes.push(n)
       return n
     },
@@ -153,10 +158,10 @@ export function startCluster(t: Cleanup, o: ClusterOptions = {}): Cluster {
       })
       return last as unknown as GetClusterMapResponse
     },
-    async mount(extra = []) {
+    async mount(extra = [], extraEnv = {}) {
       const mnt = path.join(root, `mnt-${mounts.length + 1}`)
       mkdirSync(mnt)
-      const proc = makeProc(`mount-${mounts.length + 1}`, '', path.join(root, `mount-${mounts.length + 1}.log`), () => ['mount', '--waypoints', wlist, mnt, '--log-level', 'debug', ...extra], env)
+      const proc = makeProc(`mount-${mounts.length + 1}`, '', path.join(root, `mount-${mounts.length + 1}.log`), () => ['mount', '--waypoints', wlist, mnt, '--log-level', 'debug', ...extra], { ...env, ...extraEnv })
       proc.start()
       mounts.push({ mnt, proc })
       await waitFor(() => !proc.alive() || isMounted(mnt), 30_000, `mount at ${mnt}`)

@@ -17,6 +17,13 @@ const pbUtil = protobuf.util as { Long: unknown }
 pbUtil.Long = undefined
 protobuf.configure()
 
+// protobufjs's Buffer reader clamps a string's length to the bytes left (Math.min), so a
+// truncated message decodes "successfully" to a shorter string. Read strings through bytes(),
+// which checks the bound and throws: a truncated string is a malformed message.
+protobuf.BufferReader.prototype.string = function readStringChecked(this: protobuf.BufferReader): string {
+  return (this.bytes() as Buffer).toString('utf8')
+}
+
 let root: protobuf.Root | undefined
 
 /** The directory holding polyfs/v1/*.proto: next to the build (dist/src/rpc -> ../../../proto), else found by walking up to package.json. */

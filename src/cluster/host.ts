@@ -10,6 +10,7 @@
 // covering those entries can only be computed and sent in a later Ready, after this fsync.
 import {
   RaftNode,
+  ReadOnlyOption,
   SeededRng,
   applyToConfState,
   decodeConfChange,
@@ -17,6 +18,7 @@ import {
   type ConfChange,
   type DurableGroupStorage,
   type Entry,
+  type HardState,
   type LevelRaftStore,
   type Message,
   type NodeId,
@@ -90,6 +92,8 @@ interface Group {
   leader: NodeId
   isLeader: boolean
   removed: boolean
+  /** The hard state last handed to the store (term and vote decide whether a sync is needed). */
+  synced: HardState
 }
 
 /** Bound on reads waiting per group; beyond it reads fail at once (flow control). */
@@ -152,8 +156,11 @@ export class RaftHost {
       applied: storage.snapshot().meta.index,
       checkQuorum: true,
       preVote: true,
+      // Lease reads: a leader serves reads without a quorum round while its lease holds
+      // (clock-rate assumption in docs/raft.md, "Lease reads").
+      readOnly: ReadOnlyOption.Lease,
     })
-    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, removed: false })
+    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, removed: false, synced: storage.initialState().hardState })
     this.schedule()
   }
 
@@ -223,6 +230,7 @@ export class RaftHost {
   readBarrier(group: number): Promise<void> {
     const g = this.groups.get(group)
     if (!g) return Promise.reject(new NotLeaderError(group, 0, 'group not hosted here'))
+    if (g.node.canReadLocally(g.sm.appliedIndex)) return Promise.resolve()
     if (g.reads.size + g.readWaiters.length >= MAX_PENDING_READS) return Promise.reject(new NotLeaderError(group, g.leader, 'too many reads waiting'))
     const ctx = `r${++this.readSeq}`
     if (!g.node.readIndex(ctx)) return Promise.reject(new NotLeaderError(group, g.leader, 'read index refused'))
@@ -283,8 +291,14 @@ export class RaftHost {
     this.iterations++
     const early = new Map<NodeId, { group: number; message: Message }[]>()
     const late = new Map<NodeId, { group: number; message: Message }[]>()
+    // fsync only when something a promise depends on changed: entries, a snapshot, or the
+    // term or vote. A hard state that only advanced its commit index can be lost harmlessly.
+    let durable = false
     for (const { g, rd } of work) {
       saveReady(g.storage, rd)
+      if (rd.entries.length > 0 || rd.snapshot) durable = true
+      if (rd.hardState && (rd.hardState.term !== g.synced.term || rd.hardState.vote !== g.synced.vote)) durable = true
+      if (rd.hardState) g.synced = rd.hardState
       const leading = (rd.softState?.role ?? (g.isLeader ? 'leader' : 'follower')) === 'leader'
       for (const message of rd.messages) {
         const into = leading && message.type === 'append' ? early : late
@@ -294,7 +308,7 @@ export class RaftHost {
       }
     }
     for (const [to, msgs] of early) this.opts.send(to, msgs)
-    await this.opts.store.sync()
+    await this.opts.store.sync(durable)
     for (const [to, msgs] of late) this.opts.send(to, msgs)
     for (const { g, rd } of work) {
       if (rd.softState) {

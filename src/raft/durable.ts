@@ -102,14 +102,17 @@ export class LevelRaftStore {
     return this.pending.length;
   }
 
-  /** Writes everything queued, by every group, in one synced batch. */
-  async sync(): Promise<void> {
+  /** Writes everything queued, by every group, in one synced batch. With durable=false the
+   * batch is written without fsync: only for writes whose loss in a crash is harmless (a
+   * hard state that changed nothing but its commit index); a later synced batch makes it
+   * durable too, since LevelDB writes its log in order. */
+  async sync(durable = true): Promise<void> {
     if (this.pending.length === 0) return;
     const ops = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    await this.db.batch(ops, { sync: true });
-    this.syncCount++;
+    await this.db.batch(ops, { sync: durable });
+    if (durable) this.syncCount++;
     this.opsWritten += ops.length;
   }
 

@@ -198,6 +198,15 @@ export class RaftNode {
     return this.raft.log.term(i);
   }
 
+  /** Whether this leader may serve a read from its state machine right now, without a round
+   * trip: it holds a valid lease (Lease option only), has committed an entry of its own term,
+   * and the host has applied everything committed (`applied` >= commit). Every write a client
+   * saw acknowledged was applied here, and no other leader can exist until the lease ends. */
+  canReadLocally(applied: number): boolean {
+    const r = this.raft;
+    return applied >= r.log.committed && r.log.term(r.log.committed) === r.term && r.leaseValid();
+  }
+
   /** Whether reads may be served from the lease right now (Lease read option only). */
   leaseValid(): boolean {
     return this.raft.leaseValid();

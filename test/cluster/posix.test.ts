@@ -28,5 +28,5 @@ const mounted = () => {
   return mnt
 }
 
-posixSuite(mounted, { bigMiB: 128 })
+posixSuite(mounted, { bigMiB: 128, manyFiles: 2_000 })
 integritySuite(mounted, { ops: 1500 })

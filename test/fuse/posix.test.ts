@@ -10,4 +10,4 @@ before(async () => {
 })
 after(() => m?.cleanup())
 
-posixSuite(() => m.mnt, { bigMiB: 1024 })
+posixSuite(() => m.mnt, { bigMiB: 1024, manyFiles: 10_000 })

@@ -124,9 +124,12 @@ export function runAs(uid: number, gid: number, cmd: string, args: string[], cwd
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-/** Runs python3 code with argv; throws with stderr on failure. */
+/** Runs python3 code with argv (common indentation removed); throws with stderr on failure. */
 export function py(code: string, ...args: string[]): string {
-  return execFileSync('python3', ['-c', code, ...args], { encoding: 'utf8' })
+  const lines = code.split('\n')
+  const indents = lines.filter((l) => l.trim()).map((l) => /^ */.exec(l)?.[0].length ?? 0)
+  const cut = indents.length ? Math.min(...indents) : 0
+  return execFileSync('python3', ['-c', lines.map((l) => l.slice(cut)).join('\n'), ...args], { encoding: 'utf8' })
 }
 
 /** Seeded PRNG (mulberry32): tests print their seed so a failure replays exactly. */

@@ -21,6 +21,12 @@ export interface ClusterKVOptions {
 
 type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit'>
 
+/** How long one attempt waits for its node before trying another (a commit of a large write
+ * batch is well under this on a healthy cluster). */
+const ATTEMPT_TIMEOUT_MS = 3_000
+/** How long a node that failed or timed out is avoided. */
+const SUSPECT_MS = 3_000
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function keyIn(key: Buffer, r: RegionDescriptor): boolean {
@@ -32,6 +38,8 @@ export class ClusterKV implements KV {
   private regions: RegionDescriptor[] = []
   private readonly nodes = new Map<number, string>()
   private masterAddress: string | null = null
+  /** Nodes that failed or timed out recently, until when to avoid them. */
+  private readonly suspect = new Map<string, number>()
   private refreshing: Promise<void> | null = null
   private closed = false
   private readonly retryForMs: number
@@ -121,15 +129,17 @@ export class ClusterKV implements KV {
     else this.regions.push({ ...r })
   }
 
+  /** The node to ask: the leader we know, else the replicas in turn, avoiding nodes that
+   * failed or stalled a moment ago (a stopped leader keeps its connections open). */
   private target(r: RegionDescriptor, attempt: number): string | undefined {
-    if (r.leader && attempt === 0) {
-      const a = this.nodes.get(r.leader)
-      if (a) return a
-    }
-    const members = (r.voters ?? []).filter((id) => this.nodes.has(id))
-    if (r.leader && this.nodes.has(r.leader) && attempt % 2 === 0) return this.nodes.get(r.leader)
-    const id = members[attempt % Math.max(1, members.length)]
-    return id === undefined ? undefined : this.nodes.get(id)
+    const now = Date.now()
+    const ok = (a: string | undefined) => !!a && (this.suspect.get(a) ?? 0) <= now
+    const leader = r.leader ? this.nodes.get(r.leader) : undefined
+    if (ok(leader)) return leader
+    const members = (r.voters ?? []).map((id) => this.nodes.get(id)).filter((a): a is string => !!a)
+    const good = members.filter(ok)
+    const pool = good.length > 0 ? good : members
+    return pool[attempt % Math.max(1, pool.length)]
   }
 
   /** One request for the region holding `key`, retried across leader changes and epochs. */
@@ -154,10 +164,13 @@ export class ClusterKV implements KV {
       }
       let res: KvResponse
       try {
-        res = await this.opts.clients.kv(at).call({ regionId: r.id, epoch: r.epoch, ...op }, { timeoutMs: 10_000 })
+        // A bounded wait per attempt: a leader that stopped answering must not hold the client
+        // for long (a commit retried after a timeout keeps its txn id, so it applies once).
+        res = await this.opts.clients.kv(at).call({ regionId: r.id, epoch: r.epoch, ...op }, { timeoutMs: ATTEMPT_TIMEOUT_MS })
       } catch (err) {
         lastError = `${at}: ${(err as Error).message}`
         if (err instanceof RpcError && err.code === 'UNAUTHENTICATED') throw new KvError('IO', `refused by ${at}: wrong cluster secret`)
+        this.suspect.set(at, Date.now() + SUSPECT_MS)
         r.leader = 0
         continue
       }

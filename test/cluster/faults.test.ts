@@ -1,0 +1,205 @@
+// Faults under load with real processes: kill -9 of the region leader and of the master leader
+// while a writer runs fsync'd appends through a client mount, SIGSTOP of a leader past the
+// election timeout, and the permanent loss of a master member. Every record whose fsync
+// returned must read back intact, exactly once.
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+import { dumpLogs, startCluster, type Cluster, type Proc } from '../helpers/cluster'
+import { waitFor } from '../helpers/mount'
+
+const WRITER = `
+import os, sys, time, hashlib
+mnt, files, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + seconds
+i = 0
+while time.time() < end:
+    name = os.path.join(mnt, 'w%02d' % (i % files))
+    line = ('rec %08d %s\\n' % (i, hashlib.sha256(str(i).encode()).hexdigest()[:32])).encode()
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        print('ok %d %.3f' % (i, time.time()), flush=True)
+    except OSError as e:
+        print('err %d %s' % (i, e), flush=True)
+        time.sleep(0.05)
+    i += 1
+`
+
+interface Writer {
+  readonly proc: ChildProcess
+  readonly done: Promise<void>
+  acked(): number[]
+  lastAckMs(): number
+}
+
+function startWriter(mnt: string, files: number, seconds: number, script: string): Writer {
+  writeFileSync(script, WRITER)
+  const proc = spawn('python3', [script, mnt, String(files), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const acked: number[] = []
+  let last = Date.now()
+  let buf = ''
+  proc.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString()
+    const lines = buf.split('\n')
+    buf = lines.pop() ?? ''
+    for (const l of lines) {
+      const m = /^ok (\d+)/.exec(l)
+      if (m) {
+        acked.push(Number(m[1]))
+        last = Date.now()
+      }
+    }
+  })
+  const done = new Promise<void>((r) => proc.once('exit', () => r()))
+  return { proc, done, acked: () => acked, lastAckMs: () => last }
+}
+
+/** Every acknowledged record is in its file exactly once, intact. */
+function verify(mnt: string, files: number, acked: number[]): void {
+  const seen = new Map<number, number>()
+  for (let f = 0; f < files; f++) {
+    let text = ''
+    try {
+      text = readFileSync(path.join(mnt, `w${String(f).padStart(2, '0')}`), 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n')) {
+      const m = /^rec (\d{8}) ([0-9a-f]{32})$/.exec(line)
+      if (!m) continue
+      const i = Number(m[1])
+      seen.set(i, (seen.get(i) ?? 0) + 1)
+    }
+  }
+  const missing = acked.filter((i) => !seen.has(i))
+  assert.deepEqual(missing.slice(0, 20), [], `${missing.length} acknowledged records are missing`)
+  const twice = acked.filter((i) => (seen.get(i) ?? 0) > 1)
+  assert.deepEqual(twice.slice(0, 20), [], `${twice.length} acknowledged records appear more than once`)
+}
+
+function procOf(c: Cluster, address: string | undefined): Proc {
+  const p = c.nodes.find((n) => n.address === address)
+  if (!p) throw new Error(`no process at ${address}`)
+  return p
+}
+
+async function threeNodes(t: { after(fn: () => void | Promise<void>): void }, nodeArgs: string[] = []): Promise<Cluster> {
+  const c = startCluster(t, { nodeArgs })
+  for (let i = 0; i < 3; i++) c.addNode().start()
+  await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0 && (m.master?.voters ?? []).length === 3, 60_000, '3 voters everywhere')
+  return c
+}
+
+function addressOf(m: NonNullable<Awaited<ReturnType<Cluster['map']>>>, id: number | undefined): string | undefined {
+  return (m.nodes ?? []).find((n) => n.nodeId === id)?.address
+}
+
+test('faults: kill -9 of the region leader, then of the master leader, under fsync load loses nothing acknowledged', async (t) => {
+  const c = await threeNodes(t)
+  try {
+    const { mnt } = await c.mount()
+    const w = startWriter(mnt, 8, 40, path.join(c.root, 'writer.py'))
+    t.after(() => {
+      w.proc.kill('SIGKILL')
+    })
+    await waitFor(() => w.acked().length >= 30, 20_000, 'writer running')
+    for (const which of ['region', 'master'] as const) {
+      const m = (await c.map())!
+      const leaderId = which === 'region' ? m.regions?.[0]?.leader : m.master?.leader?.nodeId
+      const victim = procOf(c, addressOf(m, leaderId))
+      const before = w.acked().length
+      const killedAt = Date.now()
+      await victim.kill9()
+      // A new leader within seconds: acknowledged writes resume.
+      await waitFor(() => w.acked().length >= before + 10, 15_000, `writes to resume after killing the ${which} leader`)
+      console.log(`${which} leader killed: writes resumed after ${((w.lastAckMs() - killedAt) / 1000).toFixed(1)} s`)
+      victim.start()
+      await c.waitMap((m) => (m.nodes ?? []).every((n) => n.state === 'NODE_UP') && (m.master?.voters ?? []).length === 3, 30_000, 'killed node back')
+    }
+    await w.done
+    assert.ok(w.acked().length > 50, `only ${w.acked().length} writes were acknowledged`)
+    verify(mnt, 8, w.acked())
+    // The restarted nodes caught up: every replica's applied index reaches the leader's commit.
+    const m = (await c.map())!
+    const leader = addressOf(m, m.regions?.[0]?.leader)
+    const st = await c.clients.admin(leader!).status({})
+    const commit = st.groups.find((g) => g.regionId === 1)?.commitIndex ?? 0
+    await waitFor(
+      async () => {
+        for (const n of c.nodes) {
+          const s = await c.clients.admin(n.address).status({}).catch(() => null)
+          const g = s?.groups.find((x) => x.regionId === 1)
+          if (!g || g.appliedIndex < commit) return false
+        }
+        return true
+      },
+      20_000,
+      'every replica caught up',
+    )
+  } catch (err) {
+    console.error(dumpLogs(c))
+    throw err
+  }
+})
+
+test('faults: a leader stopped past the election timeout steps down when resumed; nothing lost or duplicated', async (t) => {
+  const c = await threeNodes(t)
+  try {
+    const { mnt } = await c.mount()
+    const w = startWriter(mnt, 4, 25, path.join(c.root, 'writer.py'))
+    t.after(() => {
+      w.proc.kill('SIGKILL')
+    })
+    await waitFor(() => w.acked().length >= 20, 20_000, 'writer running')
+    const m = (await c.map())!
+    const oldLeader = m.regions?.[0]?.leader
+    const victim = procOf(c, addressOf(m, oldLeader))
+    victim.signal('SIGSTOP')
+    const before = w.acked().length
+    try {
+      await waitFor(() => w.acked().length >= before + 10, 15_000, 'writes to resume on a new leader')
+    } finally {
+      victim.signal('SIGCONT')
+    }
+    // The resumed node is a follower now, and it catches up.
+    await waitFor(
+      async () => {
+        const s = await c.clients.admin(victim.address).status({}).catch(() => null)
+        const g = s?.groups.find((x) => x.regionId === 1)
+        return !!g && g.role !== 'leader' && g.leader !== 0 && g.leader !== oldLeader
+      },
+      15_000,
+      'the stopped leader to step down',
+    )
+    await w.done
+    verify(mnt, 4, w.acked())
+  } catch (err) {
+    console.error(dumpLogs(c))
+    throw err
+  }
+})
+
+test('faults: a master member silent past the (shortened) timeout is replaced by a live node', async (t) => {
+  const c = startCluster(t, { nodeArgs: ['--member-replace-after', '4', '--down-after', '2'] })
+  try {
+    for (let i = 0; i < 4; i++) c.addNode().start()
+    let m = await c.waitMap((m) => (m.nodes ?? []).length === 4 && (m.master?.voters ?? []).length === 3 && (m.master?.learners ?? []).length === 0, 60_000, 'four nodes, three masters')
+    const leader = m.master?.leader?.nodeId
+    const victimId = (m.master?.voters ?? []).find((v) => v !== leader) as number
+    const spare = (m.nodes ?? []).find((n) => !(m.master?.voters ?? []).includes(n.nodeId))?.nodeId
+    await procOf(c, addressOf(m, victimId)).kill9()
+    m = await c.waitMap((m) => !(m.master?.voters ?? []).includes(victimId) && (m.master?.voters ?? []).length === 3 && (m.master?.learners ?? []).length === 0, 40_000, 'the silent member replaced')
+    assert.ok((m.master?.voters ?? []).includes(spare as number), 'the spare node became a member')
+    assert.equal((m.nodes ?? []).find((n) => n.nodeId === victimId)?.state, 'NODE_DOWN')
+  } catch (err) {
+    console.error(dumpLogs(c))
+    throw err
+  }
+})

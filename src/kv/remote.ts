@@ -175,7 +175,12 @@ export class ClusterKV implements KV {
         continue
       }
       const e = res.error
-      if (!e || !e.code) return { res, region: r }
+      if (!e || !e.code) {
+        // Only a leader answers: remember it, or the next request starts at a stale guess.
+        const id = [...this.nodes].find(([, a]) => a === at)?.[0]
+        if (id !== undefined) r.leader = id
+        return { res, region: r }
+      }
       lastError = `${e.code}: ${e.message}`
       switch (e.code) {
         case ErrorCode.NOT_LEADER:

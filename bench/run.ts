@@ -1,17 +1,20 @@
-// PolyFS benchmark harness (issue 3). Mounts PolyFS, a no-op filesystem on the same fuse-native
-// binding, bindfs, and uses the local disk, one after the other with fresh mounts, runs the same
-// workloads on each, and prints one table with ratios and the targets. See bench/README.md.
+// PolyFS benchmark harness (issues 3 and 5). Mounts PolyFS (single node), a 3-node PolyFS
+// cluster on loopback, a no-op filesystem on the same fuse-native binding, bindfs, and uses the
+// local disk, one after the other with fresh mounts, runs the same workloads on each, and prints
+// one table with ratios, the storing processes' memory and write amplification, and the
+// targets. See bench/README.md.
 //
-//   node dist/bench/run.js [--quick] [--systems polyfs,noop,bindfs,local] [--rows create,stat,...]
+//   node dist/bench/run.js [--quick] [--systems polyfs,cluster,noop,bindfs,local] [--rows create,stat,...]
 //                          [--profile DIR] [--out FILE] [--summarize FILE.cpuprofile...]
 import { execFileSync } from 'node:child_process'
 import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { summaryText } from './lib/profile'
-import { Results, errorsText, table, targetLines, targets } from './lib/report'
+import { ProcFigures, ProcResults, Results, errorsText, procText, table, targetLines, targets, truncatedText } from './lib/report'
+import { Proc, RssWatch, ioSnapshot, writeAmp } from './lib/procstat'
 import { SYSTEMS, SystemId, Up, safeRm, setup } from './lib/systems'
-import { FULL, Measure, QUICK, ROWS, Sizes, dataRows, metaRows } from './lib/workloads'
+import { FULL, Measure, QUICK, ROWS, RowHooks, Sizes, dataRows, metaRows } from './lib/workloads'
 
 const REPO = path.resolve(__dirname, '..', '..')
 
@@ -20,7 +23,7 @@ interface Args { quick: boolean; systems: SystemId[]; rows: Set<string>; profile
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`run: ${msg}\n`)
   process.stderr.write(
-    'usage: node dist/bench/run.js [--quick] [--systems polyfs,noop,bindfs,local] [--rows ' + ROWS.map((r) => r.id).join(',') + ']\n' +
+    'usage: node dist/bench/run.js [--quick] [--systems ' + SYSTEMS.map((s) => s.id).join(',') + '] [--rows ' + ROWS.map((r) => r.id).join(',') + ']\n' +
       '                              [--profile DIR] [--out FILE.json] [--workdir DIR]\n' +
       '       node dist/bench/run.js --summarize FILE.cpuprofile...\n',
   )
@@ -92,15 +95,17 @@ async function main(): Promise<void> {
   await fsp.mkdir(work, { recursive: true })
   if (args.profile) mkdirSync(args.profile, { recursive: true })
 
-  // One system up at a time; a signal tears the current one down before exiting.
+  // One system up at a time; a signal tears the current one down before exiting. A system whose
+  // setup starts several processes hands its teardown over before it is up (starting).
   let current: Up | null = null
+  let starting: (() => Promise<void>) | null = null
   let interrupted = false
   const onSignal = (sig: string) => {
     if (interrupted) process.exit(130)
     interrupted = true
     log(`${sig}: tearing down`)
-    const c = current
-    ;(c ? c.down() : Promise.resolve())
+    const down = current ? current.down : starting
+    ;(down ? down() : Promise.resolve())
       .catch((err) => log(`teardown failed: ${(err as Error).message}`))
       .finally(() => safeRm(work, []).catch(() => undefined).finally(() => process.exit(130)))
   }
@@ -110,22 +115,38 @@ async function main(): Promise<void> {
   const started = new Date()
   log(`bench: ${args.quick ? 'quick' : 'full'} run, sizes ${JSON.stringify(sizes)}, work dir ${work}`)
   const results: Results = {}
+  const procs: ProcResults = {}
   const timing: Record<string, number> = {}
   for (const id of args.systems) {
     const t0 = Date.now()
     log(`[${id}] setting up`)
     const r: Record<string, Measure> = {}
     results[id] = r
+    let rss: RssWatch | null = null
     try {
-      current = await setup(id, { work, cpuProfDir: id === 'polyfs' ? args.profile : undefined, log })
+      current = await setup(id, { work, cpuProfDir: id === 'polyfs' ? args.profile : undefined, log, onStarted: (d) => (starting = d) })
+      starting = null
       log(`[${id}] running in ${current.dir}${current.pid ? ` (pid ${current.pid})` : ''}`)
       const want = args.rows
-      if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log))
+      const p: ProcFigures | null = current.nodes ? { rss: [] } : null
+      let hooks: RowHooks = {}
+      if (p && current.nodes) {
+        const nodes = current.nodes
+        const client = current.client
+        const watched: Proc[] = client && !nodes.some((n) => n.pid === client.pid) ? [...nodes, client] : nodes
+        log(`[${id}] idle memory: ${watched.map((x) => `${x.name} pid ${x.pid}`).join(', ')}`)
+        rss = await RssWatch.start(watched)
+        procs[id] = p
+        hooks = writeAmpHooks(nodes, current.replicas ?? 1, p, (s) => log(`[${id}] ${s}`))
+      }
+      if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log, hooks))
       if (rows.some((x) => x.kind === 'meta')) Object.assign(r, await metaRows(current.dir, sizes, want, log))
     } catch (err) {
       log(`[${id}] failed: ${(err as Error).message}`)
       for (const row of rows) r[row.id] ??= { value: null, done: 0, seconds: 0, error: (err as Error).message }
     } finally {
+      if (rss) procs[id]!.rss = rss.stop()
+      starting = null
       if (current) {
         log(`[${id}] tearing down`)
         await current.down().catch((err) => log(`[${id}] teardown: ${(err as Error).message}`))
@@ -138,23 +159,39 @@ async function main(): Promise<void> {
   }
   if (!args.work) await safeRm(work, [])
 
-  const t = targets(results, rows)
+  const t = targets(results, rows, procs)
   const date = localDate(started)
-  const header = `PolyFS bench ${date} (${args.quick ? 'quick' : 'full'}: seq ${sizes.seqBytes / 2 ** 20} MiB, ${sizes.files} files, ${sizes.dirs} dirs, random ${sizes.randRuntimeSec} s)`
-  const errs = errorsText(results)
-  process.stdout.write(`${header}\n\n${table(results, rows)}\n\n${errs ? errs + '\n\n' : ''}Targets:\n${targetLines(t)}\n`)
+  const header = `PolyFS bench ${date} (${args.quick ? 'quick' : 'full'}: seq ${sizes.seqBytes / 2 ** 20} MiB, ${sizes.files} files, ${sizes.dirs} dirs, random ${sizes.randRuntimeSec} s, metadata phases capped at ${sizes.metaLimitMs / 1000} s)`
+  const parts = [header, table(results, rows), errorsText(results), truncatedText(results, rows), procText(procs), `Targets:\n${targetLines(t)}`]
+  process.stdout.write(parts.filter((x) => x).join('\n\n') + '\n')
 
   const out = args.out ?? path.join(REPO, 'bench', 'results', `${date}${args.quick ? '-quick' : ''}.json`)
   mkdirSync(path.dirname(out), { recursive: true })
   writeFileSync(
     out,
     JSON.stringify(
-      { date, started: started.toISOString(), mode: args.quick ? 'quick' : 'full', sizes, machine: machine(), secondsPerSystem: timing, rows: rows.map((x) => ({ id: x.id, label: x.label, unit: x.unit })), results, targets: t },
+      { date, started: started.toISOString(), mode: args.quick ? 'quick' : 'full', sizes, machine: machine(), secondsPerSystem: timing, rows: rows.map((x) => ({ id: x.id, label: x.label, unit: x.unit })), results, processes: procs, targets: t },
       null,
       2,
     ) + '\n',
   )
   log(`results written to ${out}`)
+}
+
+/** write_bytes of the storing processes from right before the seqwrite fio job to right after its end fsync. */
+function writeAmpHooks(nodes: Proc[], replicas: number, into: ProcFigures, log: (s: string) => void): RowHooks {
+  let before: (number | null)[] = []
+  return {
+    before: async (row) => {
+      if (row === 'seqwrite') before = await ioSnapshot(nodes)
+    },
+    after: async (row, m) => {
+      if (row !== 'seqwrite' || m.error || m.done <= 0) return
+      into.writeAmp = await writeAmp(row, nodes, before, m.done, replicas)
+      const w = into.writeAmp
+      if (w.totalBytes !== null) log(`  seqwrite: storing processes wrote ${(w.totalBytes / 2 ** 20).toFixed(0)} MiB for ${(w.fileBytes / 2 ** 20).toFixed(0)} MiB of file data`)
+    },
+  }
 }
 
 main().catch((err) => {

@@ -1,15 +1,20 @@
-// The four systems under test. Each is set up fresh before its rows and torn down right after.
+// The systems under test. Each is set up fresh before its rows and torn down right after.
 //   polyfs  node bin/polyfs mount --local DATA MNT (a separate process; optionally --cpu-prof)
+//   cluster a waypoint, 3 nodes (3 replicas) on loopback and a client mount (lib/cluster.ts)
 //   noop    node dist/bench/noopfs.js MNT: same binding and options, no work (our stack's limit)
 //   bindfs  bindfs -f SRC MNT: a C FUSE passthrough onto the same disk
 //   local   a plain directory on the same disk as PolyFS's data
 import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
+import { setupCluster } from './cluster'
 import { Daemon, fusermountU, isMounted, waitMounted } from './proc'
+import type { Proc } from './procstat'
 
-export type SystemId = 'polyfs' | 'noop' | 'bindfs' | 'local'
+export type SystemId = 'polyfs' | 'cluster' | 'noop' | 'bindfs' | 'local'
+/** In column order; also the default run order. */
 export const SYSTEMS: { id: SystemId; label: string }[] = [
   { id: 'polyfs', label: 'PolyFS' },
+  { id: 'cluster', label: 'PolyFS 3-node' },
   { id: 'noop', label: 'no-op FUSE' },
   { id: 'bindfs', label: 'bindfs' },
   { id: 'local', label: 'local disk' },
@@ -19,13 +24,25 @@ export interface Up {
   /** Directory the workloads run in. */
   dir: string
   pid?: number
+  /** The processes that store the data (RSS and write amplification are measured on these). */
+  nodes?: Proc[]
+  /** A client process that stores nothing (its RSS is shown, without a target). */
+  client?: Proc | null
+  /** Copies of each byte the nodes keep together. */
+  replicas?: number
   /** Unmount, stop the process, remove the system's files. Safe to call twice. */
   down(): Promise<void>
 }
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
 
-export interface SetupOpts { work: string; cpuProfDir?: string; log: (s: string) => void }
+export interface SetupOpts {
+  work: string
+  cpuProfDir?: string
+  log: (s: string) => void
+  /** Called with a teardown as soon as a multi-process setup has started something. */
+  onStarted?: (down: () => Promise<void>) => void
+}
 
 async function mkEmpty(p: string): Promise<string> {
   await fsp.mkdir(p, { recursive: true })
@@ -65,8 +82,12 @@ export async function setup(id: SystemId, o: SetupOpts): Promise<Up> {
       const mnt = await mkEmpty(path.join(base, 'mnt'))
       const node = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []
       const d = new Daemon(process.execPath, [...node, path.join(REPO, 'bin', 'polyfs'), 'mount', '--local', data, mnt, '--log-level', 'warn'])
-      return daemonMount('polyfs', d, mnt, [base], o.log)
+      const up = await daemonMount('polyfs', d, mnt, [base], o.log)
+      // The one process is client and store at once.
+      return d.pid === undefined ? up : { ...up, nodes: [{ name: 'polyfs mount --local', pid: d.pid, role: 'node' }], replicas: 1 }
     }
+    case 'cluster':
+      return setupCluster(base, o.log, o.onStarted)
     case 'noop': {
       const mnt = await mkEmpty(path.join(base, 'mnt'))
       const d = new Daemon(process.execPath, [path.join(__dirname, '..', 'noopfs.js'), mnt])

@@ -41,7 +41,15 @@ export interface Measure {
   /** What was actually done (bytes or ops) and in how long: a truncated phase is visible. */
   done: number
   seconds: number
+  /** What the row asked for (bytes or ops) when it is bounded by count; done < requested: stopped at its time cap. */
+  requested?: number
   error?: string
+}
+
+/** Called right before and right after a data row's fio job (after the cache drop). */
+export interface RowHooks {
+  before?(row: string): Promise<void>
+  after?(row: string, m: Measure): Promise<void>
 }
 
 type Log = (s: string) => void
@@ -71,20 +79,22 @@ async function fio(name: string, file: string, args: string[], timeoutSec: numbe
 const fioErr = (e: string): Measure => ({ value: null, done: 0, seconds: 0, error: e })
 
 /** The data rows, in order, on one mounted directory. Returns row id -> measure. */
-export async function dataRows(dir: string, s: Sizes, want: Set<string>, log: Log): Promise<Record<string, Measure>> {
+export async function dataRows(dir: string, s: Sizes, want: Set<string>, log: Log, hooks: RowHooks = {}): Promise<Record<string, Measure>> {
   const out: Record<string, Measure> = {}
   const file = path.join(dir, 'fio.seq')
   const size = `--size=${s.seqBytes}`
   // The sequential write lays the file down for every later data row, so it always runs.
   log('  seqwrite')
   await dropCaches()
+  await hooks.before?.('seqwrite')
   let r = await fio('seqwrite', file, ['--rw=write', '--bs=1M', size, '--end_fsync=1', `--runtime=${s.seqRuntimeSec}`], s.seqRuntimeSec)
   if ('error' in r) {
     out.seqwrite = fioErr(r.error)
     return out
   }
   // fio's write runtime includes the end_fsync.
-  out.seqwrite = { value: r.job.write.bw_bytes / 1e6, done: r.job.write.io_bytes, seconds: r.job.write.runtime / 1000 }
+  out.seqwrite = { value: r.job.write.bw_bytes / 1e6, done: r.job.write.io_bytes, seconds: r.job.write.runtime / 1000, requested: s.seqBytes }
+  await hooks.after?.('seqwrite', out.seqwrite)
   if (r.job.write.io_bytes < s.seqBytes) {
     // Capped by runtime: the later rows still need a full-size file.
     log(`  seqwrite stopped at ${r.job.write.io_bytes} bytes (runtime cap); later rows use a file of that size`)
@@ -94,7 +104,7 @@ export async function dataRows(dir: string, s: Sizes, want: Set<string>, log: Lo
     log('  seqread')
     await dropCaches()
     r = await fio('seqread', file, ['--rw=read', '--bs=1M', have, `--runtime=${s.seqRuntimeSec}`], s.seqRuntimeSec)
-    out.seqread = 'error' in r ? fioErr(r.error) : { value: r.job.read.bw_bytes / 1e6, done: r.job.read.io_bytes, seconds: r.job.read.runtime / 1000 }
+    out.seqread = 'error' in r ? fioErr(r.error) : { value: r.job.read.bw_bytes / 1e6, done: r.job.read.io_bytes, seconds: r.job.read.runtime / 1000, requested: Number(have.slice(7)) }
   }
   // Random rows: at most one pass over the file (no block twice) and at most randRuntimeSec.
   const rand = ['--bs=4k', have, `--io_size=${have.slice(7)}`, `--runtime=${s.randRuntimeSec}`, '--randrepeat=1']
@@ -145,7 +155,7 @@ export async function metaRows(dir: string, s: Sizes, want: Set<string>, log: Lo
     let m: Measure
     try {
       const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { ops: number; seconds: number; errors: number; firstError: string | null }
-      m = { value: j.ops / j.seconds, done: j.ops, seconds: j.seconds }
+      m = { value: j.ops / j.seconds, done: j.ops, seconds: j.seconds, requested: count }
       if (j.errors) m.error = `${j.errors} errors, first: ${j.firstError}`
       // Later phases act on the names that exist.
       if (phase === 'create') files = j.ops

@@ -54,6 +54,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 const T0 = Date.now()
+const SIGNAL_REPEAT_MS = 1000
 const log = (s: string) => process.stderr.write(`${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s ${s}\n`)
 
 function localDate(d = new Date()): string {
@@ -99,10 +100,15 @@ async function main(): Promise<void> {
   // setup starts several processes hands its teardown over before it is up (starting).
   let current: Up | null = null
   let starting: (() => Promise<void>) | null = null
-  let interrupted = false
+  // A second signal exits at once, except within SIGNAL_REPEAT_MS of the first: `timeout` and a
+  // terminal's Ctrl-C signal the whole process group, which can deliver the same signal twice.
+  let interruptedAt = 0
   const onSignal = (sig: string) => {
-    if (interrupted) process.exit(130)
-    interrupted = true
+    if (interruptedAt) {
+      if (Date.now() - interruptedAt < SIGNAL_REPEAT_MS) return
+      process.exit(130)
+    }
+    interruptedAt = Date.now()
     log(`${sig}: tearing down`)
     const down = current ? current.down : starting
     ;(down ? down() : Promise.resolve())

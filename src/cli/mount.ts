@@ -34,7 +34,12 @@ export async function runLocalMount(a: LocalMountArgs): Promise<void> {
   }
   if (a.banner) process.stdout.write(`PolyFS is mounted at ${mounted.mountpoint} (data in ${a.dataDir}). Ctrl-C to unmount.\n`)
   let signals = 0
+  let watch: NodeJS.Timeout | null = null
   const stop = (sig: string) => {
+    // The external-unmount watch must not fire while we unmount ourselves (it would look like
+    // a second signal and skip the clean unmount).
+    if (watch) clearInterval(watch)
+    watch = null
     if (++signals > 1) {
       log.warn({ sig }, 'second signal: exiting without a clean unmount')
       process.exit(130)
@@ -52,9 +57,9 @@ export async function runLocalMount(a: LocalMountArgs): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   // Keeps the process alive (fuse-native's handles are unref'd) and notices an unmount done
   // from outside (fusermount -u): then commit what is buffered, close the store and exit.
-  const watch = setInterval(() => {
+  watch = setInterval(() => {
     if (isMounted(mounted.mountpoint)) return
-    clearInterval(watch)
+    if (watch) clearInterval(watch)
     log.warn({ mountpoint: mounted.mountpoint }, 'unmounted from outside; closing')
     stop('external unmount')
   }, WATCH_MS)

@@ -333,6 +333,8 @@ export class RaftHost {
         g.readWaiters.push(p)
       }
       g.node.advance(rd)
+      // Applied entries are persisted: their payloads need not stay in memory.
+      if (rd.committedEntries.length > 0) g.storage.evict(g.sm.appliedIndex)
       this.releaseReads(g)
       if (rd.committedEntries.length > 0) {
         await this.maybeCompact(g)

@@ -8,8 +8,10 @@
 // Readys' messages. A crash before sync() loses the whole batch and nothing else (LevelDB
 // batches are atomic).
 //
-// Memory: each group keeps its log since the last compaction in memory, so hosts must snapshot
-// and compact (RaftStorage.createSnapshot + compact) to bound it.
+// Memory: each group keeps its log since the last compaction in memory, but the host may drop
+// the payloads of entries it has applied (evict): they are read back from the store, with a
+// synchronous LevelDB get, when a lagging follower needs them. Hosts still snapshot and compact
+// (RaftStorage.createSnapshot + compact) to bound the log on disk and the per-entry bookkeeping.
 
 import { ClassicLevel } from 'classic-level';
 import {
@@ -23,8 +25,17 @@ import {
   groupKey,
   KeyKind,
 } from './codec';
-import { bootstrapSnapshot, MemoryStorage } from './storage';
-import type { ConfState, Entry, HardState, Snapshot } from './types';
+import { bootstrapSnapshot, CompactedError, MemoryStorage } from './storage';
+import { entryBytes, type ConfState, type Entry, type HardState, type Snapshot } from './types';
+
+/** An entry whose payload was dropped from memory; `bytes` is the payload's size. */
+interface EvictedEntry extends Entry {
+  readonly evictedBytes: number;
+}
+
+/** Payloads smaller than this stay in memory (evicting them saves nothing). */
+const EVICT_MIN_BYTES = 256;
+const NO_DATA = new Uint8Array(0);
 
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -125,12 +136,52 @@ export class LevelRaftStore {
   key(group: number, kind: KeyKind, index?: number): Buffer {
     return groupKey(this.prefix, group, kind, index);
   }
+
+  /** Reads one persisted entry back (synchronously: the core's storage reads are synchronous). */
+  readEntry(group: number, index: number): Entry {
+    const raw = this.db.getSync(groupKey(this.prefix, group, KeyKind.Entry, index));
+    if (raw === undefined) throw new Error(`raft: group ${group} entry ${index} is not in the store`);
+    return decodeEntry(index, raw);
+  }
 }
 
 /** One group's storage: MemoryStorage for reads, every write also queued in the shared store. */
 export class DurableGroupStorage extends MemoryStorage {
+  /** Payloads up to this index have been considered for eviction. */
+  private evictedUpTo = 0;
+
   constructor(private readonly store: LevelRaftStore, readonly group: number) {
     super();
+  }
+
+  /** Drops from memory the payloads of entries up to `index`, which must all be persisted (the
+   * host calls it with its applied index, since it applies only persisted entries). */
+  evict(index: number): void {
+    const offset = this.firstIndex() - 1;
+    const last = Math.min(index, this.lastIndex());
+    for (let i = Math.max(this.evictedUpTo + 1, offset + 1); i <= last; i++) {
+      const e = this.ents[i - offset] as Entry;
+      if (e.data.length < EVICT_MIN_BYTES || 'evictedBytes' in e) continue;
+      const slim: EvictedEntry = { term: e.term, index: e.index, type: e.type, data: NO_DATA, evictedBytes: e.data.length };
+      this.ents[i - offset] = slim;
+    }
+    this.evictedUpTo = Math.max(this.evictedUpTo, last);
+  }
+
+  override entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    const offset = this.firstIndex() - 1;
+    if (lo <= offset) throw new CompactedError(lo);
+    if (hi > this.lastIndex() + 1) throw new Error(`raft: entries hi ${hi} beyond last ${this.lastIndex()}`);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < hi; i++) {
+      const e = this.ents[i - offset] as Entry | EvictedEntry;
+      const evicted = 'evictedBytes' in e;
+      bytes += evicted ? e.evictedBytes + 24 : entryBytes(e);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(evicted ? this.store.readEntry(this.group, i) : e);
+    }
+    return out;
   }
 
   /** Restores the state read from disk (no writes are queued, except dropping stale entries). */
@@ -149,6 +200,7 @@ export class DurableGroupStorage extends MemoryStorage {
 
   override append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
+    this.evictedUpTo = Math.min(this.evictedUpTo, (entries[0] as Entry).index - 1);
     const oldLast = this.lastIndex();
     super.append(entries);
     const first = this.firstIndex();
@@ -171,6 +223,7 @@ export class DurableGroupStorage extends MemoryStorage {
     if (snap.meta.index < this.snapshot().meta.index) return;
     const oldFirst = this.firstIndex();
     const oldLast = this.lastIndex();
+    this.evictedUpTo = 0;
     super.applySnapshot(snap);
     this.store.stage({ type: 'put', key: this.store.key(this.group, KeyKind.Snapshot), value: encodeSnapshot(snap) });
     for (let i = oldFirst; i <= oldLast; i++) this.store.stage({ type: 'del', key: this.store.key(this.group, KeyKind.Entry, i) });

@@ -158,3 +158,27 @@ test('raft: a three-node group on durable storage restarts from disk with its lo
   await loop();
   assert.deepEqual(applied, [['hello'], ['hello'], ['hello']], 'committed entries are re-applied from disk');
 });
+
+test('raft: durable storage drops applied payloads from memory and reads them back on demand', async (t) => {
+  const dir = tempDir(t);
+  const store = await LevelRaftStore.open(dir);
+  t.after(() => store.close());
+  const s = await store.openGroup(9, [1]);
+  const payload = (i: number) => new Uint8Array(1000).fill(i & 0xff);
+  const ents = Array.from({ length: 20 }, (_, k) => ({ term: 2, index: k + 2, type: 'normal' as const, data: payload(k + 2) }));
+  s.append(ents);
+  await store.sync();
+  s.evict(15);
+  // Every entry reads back with its payload, evicted or not.
+  const all = s.entries(2, 22, Number.MAX_SAFE_INTEGER);
+  assert.equal(all.length, 20);
+  for (const e of all) assert.deepEqual(Buffer.from(e.data), Buffer.from(payload(e.index)));
+  // maxBytes still counts an evicted entry's real size (1000 bytes + 24 of header each).
+  assert.equal(s.entries(2, 22, 3 * 1024).length, 3);
+  // A truncating append replaces evicted entries; the new ones read back as written.
+  s.append([{ term: 3, index: 10, type: 'normal', data: payload(200) }]);
+  await store.sync();
+  assert.equal(s.lastIndex(), 10);
+  assert.deepEqual(Buffer.from(s.entries(10, 11, 1 << 20)[0]!.data), Buffer.from(payload(200)));
+  assert.deepEqual(Buffer.from(s.entries(9, 10, 1 << 20)[0]!.data), Buffer.from(payload(9)));
+});

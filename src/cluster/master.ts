@@ -5,6 +5,7 @@
 import type { ClassicLevel } from 'classic-level'
 import type { Entry, Snapshot } from '../raft'
 import { decode, encode, type MasterCommand, type MasterSnapshot, type NodeInfo, type RegionDescriptor, type Settings } from '../rpc'
+import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 import { encodeMeta, metaKey } from './region'
 
@@ -147,12 +148,13 @@ export class MasterState implements GroupStateMachine {
     value.writeBigUInt64BE(BigInt(this.appliedIndex), 0)
     body.copy(value, 8)
     const region: RegionDescriptor = { id: MASTER_GROUP, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), epoch: { confVer: 0, version: 0 }, voters: this.members.voters, learners: this.members.learners, leader: 0 }
-    await this.db.batch(
+    await rawBatch(
+      this.db,
       [
         { type: 'put', key: STATE_KEY, value },
         { type: 'put', key: metaKey(MASTER_GROUP), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region }) },
       ],
-      { sync: false },
+      false,
     )
   }
 

@@ -162,7 +162,7 @@ export class ClusterNode {
   }
 
   async openGroup(group: number, region: RegionDescriptor, applied: number, bootstrapVoters: number[] = []): Promise<void> {
-    const storage = await this.store.openGroup(group, bootstrapVoters)
+    const storage = await this.store.openGroup(group, bootstrapVoters, applied)
     if (group === MASTER_GROUP) {
       const m = new MasterState(this.db)
       await m.load()

@@ -9,6 +9,7 @@ import { crc32c } from '@node-rs/crc32'
 import type { ClassicLevel } from 'classic-level'
 import type { Entry, Snapshot } from '../raft'
 import { decode, encode, ErrorCode, type CommitOp, type RegionDescriptor } from '../rpc'
+import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 
 type Db = ClassicLevel<Buffer, Buffer>
@@ -151,7 +152,7 @@ export class RegionReplica implements GroupStateMachine {
     const last = entries[entries.length - 1]
     if (last) this.appliedIndex = Math.max(this.appliedIndex, last.index)
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
-    await this.db.batch(ops, { sync: false })
+    await rawBatch(this.db, ops, false)
     return results
   }
 
@@ -282,7 +283,7 @@ export class RegionReplica implements GroupStateMachine {
     this.appliedIndex = snap.meta.index
     this.sizeBytes = size
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
-    await this.db.batch(ops, { sync: false })
+    await rawBatch(this.db, ops, false)
     this.txns.clear()
   }
 
@@ -294,7 +295,7 @@ export class RegionReplica implements GroupStateMachine {
     this.appliedIndex = snap.meta.index
     this.sizeBytes = 0
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
-    await this.db.batch(ops, { sync: false })
+    await rawBatch(this.db, ops, false)
   }
 
   /** Removes the replica's data and leaves a tombstone (the replica was removed from the group). */
@@ -302,6 +303,6 @@ export class RegionReplica implements GroupStateMachine {
     const ops: Op[] = []
     for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'tombstone', applied: this.appliedIndex, region: this.region }) })
-    await this.db.batch(ops, { sync: true })
+    await rawBatch(this.db, ops, true)
   }
 }

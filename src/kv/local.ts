@@ -17,6 +17,7 @@
 // fails, the store refuses every later commit and sync with an IO error (docs/kv.md).
 import { statfs } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
+import { rawBatch } from '../util/leveldb'
 import { keys } from './keys'
 import { Wal, decodeOps, encodeOps } from './wal'
 import { Entry, KV, KvError, LIMITS, Range, Txn, TxnOptions } from './types'
@@ -117,12 +118,11 @@ export class LocalKV implements KV {
     const s = await statfs(dir)
     const fileBytes = walFileBytes ?? Math.max(4 << 20, Math.min(WAL_FILE_BYTES, Math.floor((s.bavail * s.bsize) / 16)))
     const { wal, recovered } = Wal.open(dir, fileBytes, checkpoint)
-    const raw = db as unknown as { _batch(ops: Op[], options: { sync: boolean }): Promise<void> }
-    for (const payload of recovered.payloads) await raw._batch(decodeOps(payload), { sync: false })
+    for (const payload of recovered.payloads) await rawBatch(db, decodeOps(payload), false)
     const mark = Buffer.alloc(8)
     mark.writeUInt32BE(Math.floor(recovered.maxEpoch / 0x100000000), 0)
     mark.writeUInt32BE(recovered.maxEpoch >>> 0, 4)
-    await raw._batch([{ type: 'put', key: checkpointKey, value: mark }], { sync: true })
+    await rawBatch(db, [{ type: 'put', key: checkpointKey, value: mark }], true)
     wal.start(recovered.maxEpoch)
     await wal.sync()
     return new LocalKV(db, wal, dir)
@@ -344,15 +344,9 @@ export class LocalKV implements KV {
     }
   }
 
-  /**
-   * One LevelDB batch. Our keys and values are already Buffers, checked by Txn.put, so we
-   * call classic-level's own _batch and skip abstract-level's per-operation cloning and
-   * re-encoding, which the profile showed at a quarter of a metadata operation's CPU time.
-   * classic-level is pinned to an exact version (package.json), and every kv test runs here.
-   */
+  /** One LevelDB batch without abstract-level's cloning (src/util/leveldb.ts says why). */
   private writeBatch(ops: Op[], sync: boolean): Promise<void> {
-    const raw = this.db as unknown as { _batch(ops: Op[], options: { sync: boolean }): Promise<void> }
-    return raw._batch(ops, { sync })
+    return rawBatch(this.db, ops, sync)
   }
 
   private pruneLog(): void {

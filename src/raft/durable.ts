@@ -25,6 +25,7 @@ import {
   groupKey,
   KeyKind,
 } from './codec';
+import { rawBatch } from '../util/leveldb';
 import { bootstrapSnapshot, CompactedError, MemoryStorage } from './storage';
 import { entryBytes, type ConfState, type Entry, type HardState, type Snapshot } from './types';
 
@@ -76,7 +77,7 @@ export class LevelRaftStore {
 
   /** Loads one group. A group never seen before starts empty, or from the bootstrap snapshot
    * when `bootstrapVoters` is given (the first members of a new group). */
-  async openGroup(group: number, bootstrapVoters: readonly number[] = []): Promise<DurableGroupStorage> {
+  async openGroup(group: number, bootstrapVoters: readonly number[] = [], appliedHint = 0): Promise<DurableGroupStorage> {
     const hsRaw = await this.db.get(groupKey(this.prefix, group, KeyKind.HardState));
     const snapRaw = await this.db.get(groupKey(this.prefix, group, KeyKind.Snapshot));
     const entries: Entry[] = [];
@@ -99,6 +100,8 @@ export class LevelRaftStore {
       snapRaw === undefined ? undefined : decodeSnapshot(snapRaw),
       entries,
     );
+    // Payloads the host has applied need not stay in memory (see evict).
+    if (appliedHint > 0) s.evict(appliedHint);
     return s;
   }
 
@@ -122,7 +125,7 @@ export class LevelRaftStore {
     const ops = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    await this.db.batch(ops, { sync: durable });
+    await rawBatch(this.db, ops, durable);
     if (durable) this.syncCount++;
     this.opsWritten += ops.length;
   }

@@ -1,4 +1,7 @@
 // src/util: small shared pieces with no knowledge of any role.
-//   log.ts  pino logger with a component field
+//   log.ts      pino logger with a component field
+//   leveldb.ts  a LevelDB batch without abstract-level's cloning
 export { logger, rootLogger, setLogLevel } from './log'
 export type { Logger } from './log'
+export { rawBatch } from './leveldb'
+export type { BatchOp } from './leveldb'

@@ -11,6 +11,7 @@ import { checkMountpoint, mount, type Mounted } from '../fuse'
 import { ClusterKV } from '../kv'
 import { RpcClients } from '../rpc'
 import { logger, setLogLevel, type Logger } from '../util'
+import { onStopSignals } from './signals'
 
 export interface NodeArgs {
   data: string
@@ -24,27 +25,6 @@ export interface NodeArgs {
   dataReplicas?: number
   memberReplaceAfterSec?: number
   downAfterSec?: number
-}
-
-/** Runs until SIGINT/SIGTERM: unmount (flushing), then leave the node's store closed cleanly. */
-function onSignals(log: Logger, stop: () => Promise<void>): void {
-  let signals = 0
-  const handler = (sig: string) => {
-    if (++signals > 1) {
-      log.warn({ sig }, 'second signal: exiting now')
-      process.exit(130)
-    }
-    log.info({ sig }, 'shutting down')
-    stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGINT', () => handler('SIGINT'))
-  process.on('SIGTERM', () => handler('SIGTERM'))
 }
 
 async function mountCluster(clients: RpcClients, waypoints: string[], nodes: string[], mountpoint: string, attrTimeoutSec: number, log: Logger): Promise<Mounted> {
@@ -75,7 +55,7 @@ export async function runNode(a: NodeArgs): Promise<void> {
   }
   const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings })
   let mounted: Mounted | null = null
-  onSignals(log, async () => {
+  onStopSignals(log, async () => {
     if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
     await node.close()
   })
@@ -93,7 +73,7 @@ export async function runClientMount(a: { waypoints: string[]; mountpoint: strin
   const clients = new RpcClients({ secret: a.secret, logger: log })
   const mounted = await mountCluster(clients, a.waypoints, [], path.resolve(a.mountpoint), a.attrTimeoutSec, log)
   log.info({ mountpoint: mounted.mountpoint }, 'filesystem mounted')
-  onSignals(log, async () => {
+  onStopSignals(log, async () => {
     await mounted.close()
     clients.close()
   })
@@ -151,7 +131,7 @@ export async function runDev(a: DevArgs): Promise<void> {
     for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM')
     await Promise.all(children.map((c) => (c.proc.exitCode === null ? new Promise((r) => c.proc.once('exit', r)) : null)))
   }
-  onSignals(log, stop)
+  onStopSignals(log, stop)
   try {
     mounted = await mountCluster(clients, [waypoint], [], mountpoint, 0, log)
   } catch (err) {

@@ -4,6 +4,7 @@ import { FileSystem } from '../fs'
 import { checkMountpoint, mount } from '../fuse'
 import { LocalKV } from '../kv'
 import { logger, setLogLevel } from '../util'
+import { onStopSignals } from './signals'
 
 export interface LocalMountArgs {
   dataDir: string
@@ -33,28 +34,13 @@ export async function runLocalMount(a: LocalMountArgs): Promise<void> {
     throw err
   }
   if (a.banner) process.stdout.write(`PolyFS is mounted at ${mounted.mountpoint} (data in ${a.dataDir}). Ctrl-C to unmount.\n`)
-  let signals = 0
   let watch: NodeJS.Timeout | null = null
-  const stop = (sig: string) => {
-    // The external-unmount watch must not fire while we unmount ourselves (it would look like
-    // a second signal and skip the clean unmount).
+  const stop = onStopSignals(log, async () => {
+    // The external-unmount watch must not fire while we unmount ourselves.
     if (watch) clearInterval(watch)
     watch = null
-    if (++signals > 1) {
-      log.warn({ sig }, 'second signal: exiting without a clean unmount')
-      process.exit(130)
-    }
-    log.info({ sig }, 'flushing and unmounting')
-    mounted.close().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'unmount failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGTERM', () => stop('SIGTERM'))
+    await mounted.close()
+  })
   // Keeps the process alive (fuse-native's handles are unref'd) and notices an unmount done
   // from outside (fusermount -u): then commit what is buffered, close the store and exit.
   watch = setInterval(() => {

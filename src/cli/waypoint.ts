@@ -1,6 +1,7 @@
 // `polyfs waypoint`: serves the Waypoint service (src/waypoint) until SIGINT/SIGTERM.
 import { logger, setLogLevel } from '../util'
 import { startWaypoint } from '../waypoint'
+import { onStopSignals } from './signals'
 
 export interface WaypointArgs {
   listen: string
@@ -16,19 +17,5 @@ export async function runWaypoint(a: WaypointArgs): Promise<void> {
   const log = logger('waypoint')
   const wp = await startWaypoint({ listen: a.listen, secret, logger: log })
   log.info({ address: wp.address }, 'waypoint listening')
-  let stopping = false
-  const stop = (sig: string) => {
-    if (stopping) return
-    stopping = true
-    log.info({ sig }, 'waypoint stopping')
-    wp.close().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'waypoint close failed')
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGINT', () => stop('SIGINT'))
-  process.on('SIGTERM', () => stop('SIGTERM'))
+  onStopSignals(log, () => wp.close())
 }

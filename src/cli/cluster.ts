@@ -53,7 +53,10 @@ export async function runNode(a: NodeArgs): Promise<void> {
     memberReplaceAfterMs: a.memberReplaceAfterSec !== undefined ? a.memberReplaceAfterSec * 1000 : undefined,
     downAfterMs: a.downAfterSec !== undefined ? a.downAfterSec * 1000 : undefined,
   }
-  const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings })
+  // Tuning and test knob: how many entries a group's log keeps before a snapshot.
+  const compact = Number(process.env.POLYFS_COMPACT_AFTER_ENTRIES ?? '')
+  const compactAfterEntries = Number.isInteger(compact) && compact > 0 ? compact : undefined
+  const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings, compactAfterEntries })
   let mounted: Mounted | null = null
   onStopSignals(log, async () => {
     if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))

@@ -320,6 +320,7 @@ export class RaftHost {
       }
       if (rd.snapshot) {
         await g.sm.restore(rd.snapshot)
+        this.opts.logger.info({ group: g.id, index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, 'snapshot installed')
         // Proposals the snapshot covers may or may not be in it: their outcome is unknown here,
         // and the client retries them under the same transaction id (docs/cluster.md).
         this.settleUpTo(g, rd.snapshot.meta.index)
@@ -413,7 +414,7 @@ export class RaftHost {
   private async maybeCompact(g: Group): Promise<void> {
     const s = g.storage
     const applied = g.sm.appliedIndex
-    if (applied - s.firstIndex() < this.compactAfter) return
+    if (applied - s.snapshot().meta.index < this.compactAfter) return
     const data = await g.sm.snapshotData()
     s.createSnapshot(applied, g.node.confState(), data)
     s.compact(Math.max(s.firstIndex(), applied - KEEP_AFTER_COMPACT))

@@ -45,6 +45,8 @@ export interface NodeOptions {
   readonly logger?: Logger
   readonly tickMs?: number
   readonly heartbeatMs?: number
+  /** Snapshot and compact a group's log past this many entries (default 16,384). */
+  readonly compactAfterEntries?: number
   /** Settings a NEW cluster starts with (ignored when joining or restarting). */
   readonly settings?: Partial<Settings>
 }
@@ -83,6 +85,7 @@ export class ClusterNode {
       send: (to, msgs) => this.sendRaft(to, msgs),
       logger: this.log.child({ component: 'raft' }),
       tickMs: opts.tickMs,
+      compactAfterEntries: opts.compactAfterEntries,
       onSoftState: (group, leader, isLeader) => this.onSoftState(group, leader, isLeader),
       onApplied: (group) => this.onApplied(group),
     })

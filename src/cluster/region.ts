@@ -173,8 +173,11 @@ export class RegionReplica implements GroupStateMachine {
     }
     const version = async (key: Buffer): Promise<number> => {
       const k = dataKey(key)
+      // Written earlier in this batch: its version is in the value. (Never the current entry's
+      // index: the answer must not depend on how entries were grouped into batches, which
+      // differs between replicas.)
       const o = overlay.get(k.toString('latin1'))
-      if (o !== undefined) return o === null ? 0 : e.index // written earlier in this batch
+      if (o !== undefined) return o === null ? 0 : Number(o.readBigUInt64BE(0))
       const raw = await this.db.get(k)
       return raw === undefined ? 0 : Number(raw.readBigUInt64BE(0))
     }

@@ -127,6 +127,9 @@ export class ClusterKV implements KV {
     const i = this.regions.findIndex((x) => x.id === r.id)
     if (i >= 0) this.regions[i] = { ...r }
     else this.regions.push({ ...r })
+    // A replica we cannot address (a node that joined since our map) would be unreachable
+    // exactly when we need it, after its leader dies: learn the addresses now.
+    if ([...(r.voters ?? []), ...(r.learners ?? [])].some((id) => !this.nodes.has(id))) void this.refresh().catch(() => undefined)
   }
 
   /** The node to ask: the leader we know, else the replicas in turn, avoiding nodes that
@@ -172,6 +175,8 @@ export class ClusterKV implements KV {
         if (err instanceof RpcError && err.code === 'UNAUTHENTICATED') throw new KvError('IO', `refused by ${at}: wrong cluster secret`)
         this.suspect.set(at, Date.now() + SUSPECT_MS)
         r.leader = 0
+        // The replicas we know may be out of date (nodes joined since the last map).
+        if (attempt >= 2) await this.refresh().catch(() => undefined)
         continue
       }
       const e = res.error

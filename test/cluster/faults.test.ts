@@ -203,3 +203,50 @@ test('faults: a master member silent past the (shortened) timeout is replaced by
     throw err
   }
 })
+
+test('faults: nodes that join after the log was compacted catch up from a snapshot and serve everything', async (t) => {
+  // A tiny log: every 40 entries the groups snapshot and compact, so the joiners cannot get
+  // the early entries and must install a region snapshot.
+  const c = startCluster(t)
+  const env = { POLYFS_COMPACT_AFTER_ENTRIES: '40' }
+  try {
+    c.addNode([], env).start()
+    await c.waitMap((m) => (m.regions?.[0]?.leader ?? 0) !== 0, 30_000, 'a first node with a region leader')
+    const { mnt } = await c.mount()
+    const want = new Map<string, Buffer>()
+    for (let i = 0; i < 120; i++) {
+      const data = Buffer.alloc(1000 + i * 37, i & 0xff)
+      writeFileSync(path.join(mnt, `s${i}`), data)
+      want.set(`s${i}`, data)
+    }
+    c.addNode([], env).start()
+    c.addNode([], env).start()
+    await c.waitMap(
+      (m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0 && (m.master?.voters ?? []).length === 3 && (m.master?.learners ?? []).length === 0,
+      60_000,
+      'three voters after the joins',
+    )
+    // A joiner installed a real region snapshot (not the empty bootstrap one).
+    const installed = (n: Proc) =>
+      n
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('"snapshot installed"'))
+        .map((l) => JSON.parse(l) as { group: number; bytes: number })
+        .some((e) => e.group === 1 && e.bytes > 0)
+    const snapshotted = c.nodes.slice(1).some(installed)
+    // Now lose the first node for good: the two that came by snapshot must hold everything.
+    await c.nodes[0]!.kill9()
+    for (const [name, data] of want) {
+      const got = readFileSync(path.join(mnt, name))
+      if (!got.equals(data)) {
+        const at = got.findIndex((b, k) => b !== data[k])
+        assert.fail(`${name} differs after the first node died: ${got.length} bytes read, ${data.length} written, first difference at ${at}`)
+      }
+    }
+    assert.ok(snapshotted, 'a joining node logged a snapshot')
+  } catch (err) {
+    console.error(dumpLogs(c))
+    throw err
+  }
+})

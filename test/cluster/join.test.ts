@@ -49,6 +49,8 @@ test('cluster: a restarted node keeps its id and rejoins its own cluster', async
   await c.waitMap((m) => (m.nodes ?? []).length === 1, 20_000, 'first node')
   b.start()
   await c.waitMap((m) => (m.nodes ?? []).length === 2, 20_000, 'second node')
+  // The master records the node before the node has written its identity: wait for the file.
+  await waitFor(() => !!identity(path.join(c.root, 'node-2'))?.nodeId, 10_000, 'node 2 to write its identity')
   const before = identity(path.join(c.root, 'node-2'))
   assert.ok(before?.nodeId)
   await b.stop()

@@ -10,8 +10,9 @@ import { POLYFS, isMounted, waitFor, type Cleanup } from './mount'
 
 export const SECRET = 'test-secret-0123456789'
 
-/** A free-ish port range per test file, so suites running one after another do not collide. */
-let nextPort = 20_000 + (process.pid % 2_000) * 10
+/** A random port range per test process, so that runs overlapping on one machine rarely
+ * collide; within a process each cluster takes the next 40 ports. */
+let nextPort = 20_000 + Math.floor(Math.random() * 1_000) * 40
 
 export interface Proc {
   readonly name: string

@@ -8,7 +8,7 @@ import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
 import { Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
-import { Node, getDirSelf, inGroup, killSuid, locate, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
+import { Node, getDirSelf, inGroup, killSuid, locate, lookupEntry, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
 import {
   Attrs,
   DentryForm,
@@ -221,13 +221,15 @@ export class FileSystem {
     if (cached !== undefined) return cached
     const [parentPath, name] = this.split(path)
     const parent = await this.dirIno(parentPath)
-    const node = await locate(this.store, parent, name)
-    if (!node) fail('ENOENT')
-    if (!isDir((node as Node).attrs.mode)) fail('ENOTDIR')
-    if (this.shared) return (node as Node).ino
+    // The directory entry says whether it is a directory: its attributes are not needed here.
+    const entry = await lookupEntry(this.store, parent, name)
+    if (!entry) fail('ENOENT')
+    const { ino, isDir: dir } = entry as { ino: number; isDir: boolean }
+    if (!dir) fail('ENOTDIR')
+    if (this.shared) return ino
     if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear()
-    this.dirCache.set(path, (node as Node).ino)
-    return (node as Node).ino
+    this.dirCache.set(path, ino)
+    return ino
   }
 
   private forgetDir(path: string): void {

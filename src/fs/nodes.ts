@@ -77,6 +77,14 @@ export async function locate(g: Getter, parent: number, name: Buffer): Promise<N
   return { ...base, attrs: await getInode(g, dentry.ino), where: 'inode' }
 }
 
+/** The inode number and type of `name` in `parent` from its directory entry alone (one read;
+ * path resolution needs no attributes), or undefined when absent. */
+export async function lookupEntry(g: Getter, parent: number, name: Buffer): Promise<{ ino: number; isDir: boolean } | undefined> {
+  const dentry = await read(g, keys.dentry(parent, name), decodeDentry)
+  if (!dentry) return undefined
+  return { ino: dentry.ino, isDir: dentry.dtype === S.IFDIR >> 12 }
+}
+
 /** Writes a node's attributes back to where they live. */
 export function storeAttrs(tx: Putter, node: Node): void {
   switch (node.where) {

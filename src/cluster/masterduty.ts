@@ -37,6 +37,8 @@ export class MasterDuties {
   private leaderSinceMs = 0
   private readonly inflight = new Set<string>()
   private lastMapVersion = -1
+  /** Waypoints already reported as serving another cluster (logged once each). */
+  private readonly warnedOther = new Set<string>()
   private stopped = false
 
   constructor(private readonly node: ClusterNode) {}
@@ -151,6 +153,10 @@ export class MasterDuties {
         if (m.known && m.clusterId === n.clusterId && m.leader) {
           n.learnMaster({ leader: m.leader, term: m.term, voters: [], learners: [] })
           return m.leader.address
+        }
+        if (m.known && m.clusterId !== n.clusterId && !this.warnedOther.has(w)) {
+          this.warnedOther.add(w)
+          n.log.error({ waypoint: w, theirCluster: m.clusterId, ourCluster: n.clusterId }, 'this waypoint serves another cluster; this node never joins another cluster (check --waypoints, or remove the data dir to make a new node)')
         }
       } catch {
         // next one

@@ -2,11 +2,12 @@
 // nodes join, regions grow to 3 replicas, and nodes started at the same instant form ONE
 // cluster (repeated), a restarted node rejoins its own cluster.
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { openSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
-import { dumpLogs, startCluster } from '../helpers/cluster'
-import { waitFor } from '../helpers/mount'
+import { SECRET, dumpLogs, startCluster } from '../helpers/cluster'
+import { POLYFS, waitFor } from '../helpers/mount'
 
 function identity(dir: string): { clusterId: string; nodeId: number } | null {
   try {
@@ -84,3 +85,29 @@ test(`cluster: five nodes started at the same instant form one cluster (${ROUNDS
     })
   }
 })
+
+test('cluster: a node of one cluster pointed at another cluster\'s waypoints never joins it', async (t) => {
+  const a = startCluster(t)
+  const b = startCluster(t)
+  const na = a.addNode()
+  na.start()
+  await a.waitMap((m) => (m.nodes ?? []).length === 1, 20_000, 'cluster A')
+  b.addNode().start()
+  await b.waitMap((m) => (m.nodes ?? []).length === 1, 20_000, 'cluster B')
+  const before = identity(path.join(a.root, 'node-1'))
+  await na.stop()
+  // Restart A's node with B's waypoint.
+  const proc = spawnNode(a.root, na.address, b.waypoints[0]!.address)
+  t.after(() => {
+    proc.kill('SIGKILL')
+  })
+  await waitFor(() => /serves another cluster/.test(readFileSync(path.join(a.root, 'node-1-again.log'), 'utf8')), 20_000, 'the node to refuse the other cluster')
+  const m = await b.map()
+  assert.equal((m?.nodes ?? []).length, 1, 'cluster B did not gain a node')
+  assert.deepEqual(identity(path.join(a.root, 'node-1'))?.clusterId, before?.clusterId)
+})
+
+function spawnNode(root: string, address: string, waypoint: string) {
+  const out = openSync(path.join(root, 'node-1-again.log'), 'a')
+  return spawn(process.execPath, [POLYFS, 'node', '--data', path.join(root, 'node-1'), '--listen', address, '--waypoints', waypoint, '--log-level', 'info'], { stdio: ['ignore', out, out], env: { ...process.env, POLYFS_SECRET: SECRET } })
+}

@@ -1,11 +1,12 @@
-// The first issue's POSIX suite and data-integrity test, through a client mount of a real
-// 3-node cluster (3 replicas) on loopback.
+// The first issue's POSIX suite, data-integrity test and tools (git, tar, cp, vim, sqlite3),
+// through a client mount of a real 3-node cluster (3 replicas) on loopback.
 import assert from 'node:assert/strict'
 import { after, before } from 'node:test'
 import { startCluster, dumpLogs } from '../helpers/cluster'
 import { isMounted } from '../helpers/mount'
 import { integritySuite } from '../fuse/integrity-suite'
 import { posixSuite } from '../fuse/posix-suite'
+import { toolsSuite } from '../fuse/tools-suite'
 
 // Created at module level so that its cleanup is registered with the module's after().
 const c = startCluster({ after })
@@ -30,3 +31,4 @@ const mounted = () => {
 
 posixSuite(mounted, { bigMiB: 128, manyFiles: 2_000 })
 integritySuite(mounted, { ops: 1500 })
+toolsSuite(mounted)

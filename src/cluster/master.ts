@@ -4,7 +4,7 @@
 // (as a MasterSnapshot) under key `M` with every applied batch.
 import type { ClassicLevel } from 'classic-level'
 import type { Entry, Snapshot } from '../raft'
-import { decode, encode, type MasterCommand, type MasterSnapshot, type NodeInfo, type RegionDescriptor, type Settings } from '../rpc'
+import { decode, encode, newerEpoch, type MasterCommand, type MasterSnapshot, type NodeInfo, type RegionDescriptor, type Settings } from '../rpc'
 import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 import { encodeMeta, metaKey } from './region'
@@ -25,13 +25,6 @@ export type MasterResult = { ok: true; nodeId?: number; index: number } | { ok: 
 
 function emptyState(): MasterSnapshot {
   return { clusterId: '', nextNodeId: 1, nextRegionId: 1, nodes: [], regions: [], settings: { ...DEFAULT_SETTINGS }, joinTokens: {}, createdMs: 0 }
-}
-
-/** Whether epoch a is newer than b (membership or range changed later). */
-export function newerEpoch(a: RegionDescriptor, b: RegionDescriptor): boolean {
-  const ea = a.epoch ?? { confVer: 0, version: 0 }
-  const eb = b.epoch ?? { confVer: 0, version: 0 }
-  return ea.version > eb.version || (ea.version === eb.version && ea.confVer > eb.confVer)
 }
 
 export class MasterState implements GroupStateMachine {

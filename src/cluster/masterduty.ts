@@ -7,6 +7,7 @@
 import { ConfChangeType } from '../raft'
 import {
   ErrorCode,
+  newerEpoch,
   rpcError,
   type ChangeReplicasRequest,
   type ChangeReplicasResponse,
@@ -21,7 +22,8 @@ import {
   type RegionDescriptor,
 } from '../rpc'
 import { NotLeaderError } from './host'
-import { MASTER_GROUP, encodeMasterCommand, mergeSettings, newerEpoch, type MasterResult } from './master'
+import { saveIdentity } from './identity'
+import { MASTER_GROUP, encodeMasterCommand, mergeSettings, type MasterResult } from './master'
 import type { ClusterNode } from './node'
 
 interface Live {
@@ -116,14 +118,8 @@ export class MasterDuties {
     const n = this.node
     const info = this.masterInfo()
     if (!info.leader) return
-    const members = info.voters.map((id) => ({ nodeId: id, address: n.addresses.get(id) ?? '' }))
     await Promise.all([
-      ...n.opts.waypoints.map((w) =>
-        n.clients
-          .waypoint(w)
-          .setMaster({ clusterId: n.clusterId, leader: info.leader, term: info.term, members }, { timeoutMs: 1000 })
-          .catch(() => undefined),
-      ),
+      this.announceToWaypoints(),
       ...(n.master?.state.nodes ?? [])
         .filter((x) => x.nodeId !== n.nodeId && x.state !== 'NODE_REMOVED' && x.address)
         .map((x) => n.clients.admin(x.address).masterChanged({ clusterId: n.clusterId, master: info }, { timeoutMs: 1000 }).catch(() => undefined)),
@@ -196,7 +192,6 @@ export class MasterDuties {
     const peers = (map.master?.voters ?? []).map((id) => n.addresses.get(id)).filter((a): a is string => !!a && a !== n.address)
     if (peers.join(',') !== n.identity.peers.join(',')) {
       n.identity = { ...n.identity, peers }
-      const { saveIdentity } = await import('./identity')
       saveIdentity(n.opts.dataDir, n.identity)
     }
   }

@@ -5,7 +5,7 @@
 // of what they saw, and the commit is validated when the region applies it (docs/kv.md).
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../util/log'
-import { ErrorCode, RpcError, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
+import { ErrorCode, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
 import { KvError, LIMITS, type Entry, type KV, type Range, type Txn, type TxnOptions } from './types'
 
 export interface ClusterKVOptions {
@@ -28,11 +28,6 @@ const ATTEMPT_TIMEOUT_MS = 3_000
 const SUSPECT_MS = 3_000
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function keyIn(key: Buffer, r: RegionDescriptor): boolean {
-  if (Buffer.compare(key, r.startKey ?? Buffer.alloc(0)) < 0) return false
-  return !r.endKey || r.endKey.length === 0 || Buffer.compare(key, r.endKey) < 0
-}
 
 export class ClusterKV implements KV {
   private regions: RegionDescriptor[] = []
@@ -95,12 +90,13 @@ export class ClusterKV implements KV {
         }
         this.masterAddress = at
         for (const n of map.nodes ?? []) if (n.address) this.nodes.set(n.nodeId, n.address)
-        const fresh = (map.regions ?? []).map((r) => ({ ...r }))
-        // Keep a leader we learned more recently than the master did.
-        for (const r of fresh) {
+        // The master learns descriptors from heartbeats: keep what a replica told us more
+        // recently (a newer epoch, a leader).
+        const fresh = (map.regions ?? []).map((r) => {
           const old = this.regions.find((x) => x.id === r.id)
-          if (old?.leader && !r.leader) r.leader = old.leader
-        }
+          if (old && newerEpoch(old, r)) return old
+          return old?.leader && !r.leader ? { ...r, leader: old.leader } : { ...r }
+        })
         this.regions = fresh.sort((a, b) => Buffer.compare(a.startKey ?? Buffer.alloc(0), b.startKey ?? Buffer.alloc(0)))
         let cap = 0
         let free = 0
@@ -120,7 +116,7 @@ export class ClusterKV implements KV {
   }
 
   private locate(key: Buffer): RegionDescriptor | undefined {
-    return this.regions.find((r) => keyIn(key, r))
+    return this.regions.find((r) => keyInRegion(key, r))
   }
 
   private replace(r: RegionDescriptor): void {
@@ -279,7 +275,7 @@ export class ClusterKV implements KV {
     if (!first) return
     const r = this.locate(first)
     const all = [...body.writes.map((w) => w.key), ...body.reads.map((x) => x.key), ...body.scans.map((s) => s.start)]
-    if (r && all.some((k) => !keyIn(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
+    if (r && all.some((k) => !keyInRegion(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
     const txnId = randomBytes(16)
     await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId } })
   }

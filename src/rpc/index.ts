@@ -14,6 +14,7 @@
 //   client.ts          RpcClients: cached channels, unary clients, kv and raft per address
 //   kv-session.ts      the client side of Kv.Session: ids, window, FIFO, deadlines
 //   raft-sender.ts     the client side of RaftTransport.Stream: fire-and-forget, bounded
+//   regions.ts         rules on region descriptors shared by node and client (key range, epoch)
 //
 // A new rpc: add it to the .proto (docs/protocol.md versioning rules), to messages.ts, to the
 // method table in services.ts, then to the handler interface and the client of its service.
@@ -36,6 +37,7 @@ export {
 } from './client'
 export type { CallOptions, RpcClientsOptions, WaypointClient, MasterClient, AdminClient, KvClient, KvUnaryClient, RaftClient } from './client'
 export { SECRET_HEADER } from './services'
+export { keyInRegion, newerEpoch } from './regions'
 export { protoDir } from './schema'
 export type {
   MessageTypes,

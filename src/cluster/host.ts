@@ -91,7 +91,6 @@ interface Group {
   readonly readWaiters: PendingRead[]
   leader: NodeId
   isLeader: boolean
-  removed: boolean
   /** The hard state last handed to the store (term and vote decide whether a sync is needed). */
   synced: HardState
 }
@@ -117,8 +116,6 @@ export class RaftHost {
   private again = false
   private closed = false
   private readSeq = 0
-  /** Loop iterations and synced batches, for status and tests. */
-  iterations = 0
 
   constructor(private readonly opts: HostOptions) {
     this.nodeId = opts.nodeId
@@ -160,7 +157,7 @@ export class RaftHost {
       // (clock-rate assumption in docs/raft.md, "Lease reads").
       readOnly: ReadOnlyOption.Lease,
     })
-    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, removed: false, synced: storage.initialState().hardState })
+    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, synced: storage.initialState().hardState })
     this.schedule()
   }
 
@@ -176,7 +173,6 @@ export class RaftHost {
   removeGroup(id: number): void {
     const g = this.groups.get(id)
     if (!g) return
-    g.removed = true
     this.groups.delete(id)
     this.failAll(g, new NotLeaderError(id, 0, 'replica removed'))
   }
@@ -190,6 +186,11 @@ export class RaftHost {
 
   status(group: number): Status | undefined {
     return this.groups.get(group)?.node.status()
+  }
+
+  /** A group's configuration as of its applied index (cheap, unlike status()). */
+  confOf(group: number): { voters: readonly NodeId[]; learners: readonly NodeId[] } | undefined {
+    return this.groups.get(group)?.node.confState()
   }
 
   leaderOf(group: number): NodeId {
@@ -225,8 +226,9 @@ export class RaftHost {
     return new Promise((resolve, reject) => g.proposals.set(r.index, { term: r.term, resolve, reject }))
   }
 
-  /** A linearizable read barrier: resolves once this replica has applied everything committed
-   * before the call (ReadIndex, confirmed by a quorum). */
+  /** A linearizable read barrier: resolves once this replica may serve a read (at once when
+   * the leader holds its lease and has applied everything committed; else by ReadIndex,
+   * confirmed by a quorum, once that index is applied). */
   readBarrier(group: number): Promise<void> {
     const g = this.groups.get(group)
     if (!g) return Promise.reject(new NotLeaderError(group, 0, 'group not hosted here'))
@@ -288,7 +290,6 @@ export class RaftHost {
     const work: { g: Group; rd: Ready }[] = []
     for (const g of this.groups.values()) if (g.node.hasReady()) work.push({ g, rd: g.node.ready() })
     if (work.length === 0) return
-    this.iterations++
     const early = new Map<NodeId, { group: number; message: Message }[]>()
     const late = new Map<NodeId, { group: number; message: Message }[]>()
     // fsync only when something a promise depends on changed: entries, a snapshot, or the

@@ -3,12 +3,13 @@
 // Raft, KV, master and admin RPCs, heartbeats the master leader, and does the master leader's
 // duties when it is the leader (masterduty.ts). Joining and bootstrapping: join.ts.
 import { ClassicLevel } from 'classic-level'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statfsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { LevelRaftStore, type Message, type NodeId } from '../raft'
 import {
   ErrorCode,
+  keyInRegion,
   RpcClients,
   RpcServer,
   encode,
@@ -30,7 +31,7 @@ import { joinCluster } from './join'
 import { MASTER_GROUP, MasterState } from './master'
 import { MasterDuties } from './masterduty'
 import { messageFromWire, messageToWire } from './raftwire'
-import { META_PREFIX, RegionReplica, decodeMeta, keyInRegion, metaKey, type ApplyResult } from './region'
+import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } from './region'
 
 type Db = ClassicLevel<Buffer, Buffer>
 
@@ -166,16 +167,22 @@ export class ClusterNode {
 
   async openGroup(group: number, region: RegionDescriptor, applied: number, bootstrapVoters: number[] = []): Promise<void> {
     const storage = await this.store.openGroup(group, bootstrapVoters, applied)
+    let sm: MasterState | RegionReplica
     if (group === MASTER_GROUP) {
       const m = new MasterState(this.db)
       await m.load()
-      this.master = m
-      this.host.addGroup(group, storage, m)
+      sm = this.master = m
     } else {
-      const r = new RegionReplica(this.db, region, applied)
+      const r = new RegionReplica(this.db, region, applied, this.nodeId)
       this.regions.set(group, r)
-      this.host.addGroup(group, storage, r)
+      sm = r
     }
+    // A crash after a received snapshot was synced into the Raft store but before the state
+    // machine installed it leaves the state machine behind the log's start: install it now
+    // (the core will not hand that snapshot out again).
+    const snap = storage.snapshot()
+    if (sm.appliedIndex < snap.meta.index) await sm.restore(snap)
+    this.host.addGroup(group, storage, sm)
   }
 
   // ---------------------------------------------------------------- Raft transport
@@ -186,12 +193,19 @@ export class ClusterNode {
       this.log.debug({ to }, 'no address for a Raft peer; messages dropped')
       return
     }
+    // Every envelope carries its group's descriptor (a node just added creates its replica
+    // from it); build it once per group per batch, not once per message.
+    const memo = new Map<number, RegionDescriptor | undefined>()
+    const descs = (group: number) => {
+      if (!memo.has(group)) memo.set(group, this.descriptor(group))
+      return memo.get(group)
+    }
     const batch: RaftBatch = {
       clusterId: this.clusterId,
       fromNode: this.nodeId,
       toNode: to,
       fromAddress: this.address,
-      messages: msgs.map(({ group, message }) => ({ regionId: group, region: this.descriptor(group), message: messageToWire(message) })),
+      messages: msgs.map(({ group, message }) => ({ regionId: group, region: descs(group), message: messageToWire(message) })),
     }
     this.clients.raft(address).send(batch)
   }
@@ -199,9 +213,9 @@ export class ClusterNode {
   /** The descriptor this node has for a group (the master group's is synthesized). */
   descriptor(group: number): RegionDescriptor | undefined {
     if (group === MASTER_GROUP) {
-      const s = this.host.status(MASTER_GROUP)
-      if (!s) return undefined
-      return { id: 0, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), epoch: { confVer: 0, version: 0 }, voters: [...s.confState.voters], learners: [...s.confState.learners], leader: s.leader }
+      const c = this.host.confOf(MASTER_GROUP)
+      if (!c) return undefined
+      return { id: 0, startKey: Buffer.alloc(0), endKey: Buffer.alloc(0), epoch: { confVer: 0, version: 0 }, voters: [...c.voters], learners: [...c.learners], leader: this.host.leaderOf(MASTER_GROUP) }
     }
     const r = this.regions.get(group)
     return r ? { ...r.region, leader: this.host.leaderOf(group) } : undefined
@@ -257,9 +271,7 @@ export class ClusterNode {
 
   private onApplied(group: number): void {
     const r = this.regions.get(group)
-    if (r && !r.region.voters?.includes(this.nodeId) && !r.region.learners?.includes(this.nodeId) && r.appliedIndex > 1) {
-      void this.removeReplica(group)
-    }
+    if (r?.removedSelf) void this.removeReplica(group)
     if (group === MASTER_GROUP && this.master) {
       for (const n of this.master.state.nodes) if (n.address && n.nodeId !== this.nodeId) this.addresses.set(n.nodeId, n.address)
     }
@@ -347,7 +359,7 @@ export class ClusterNode {
 
   capacity(): { capacityBytes: number; freeBytes: number } {
     try {
-      const s = require('node:fs').statfsSync(this.opts.dataDir) as { bsize: number; blocks: number; bavail: number }
+      const s = statfsSync(this.opts.dataDir)
       return { capacityBytes: s.bsize * s.blocks, freeBytes: s.bsize * s.bavail }
     } catch {
       return { capacityBytes: os.totalmem(), freeBytes: os.freemem() }

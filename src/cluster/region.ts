@@ -8,7 +8,7 @@
 import { crc32c } from '@node-rs/crc32'
 import type { ClassicLevel } from 'classic-level'
 import type { Entry, Snapshot } from '../raft'
-import { decode, encode, ErrorCode, type CommitOp, type RegionDescriptor } from '../rpc'
+import { decode, encode, ErrorCode, keyInRegion, type CommitOp, type RegionDescriptor } from '../rpc'
 import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 
@@ -90,11 +90,6 @@ function unversion(buf: Buffer): VersionedValue {
   return { version: Number(buf.readBigUInt64BE(0)), value: buf.subarray(8) }
 }
 
-export function keyInRegion(key: Buffer, r: RegionDescriptor): boolean {
-  if (Buffer.compare(key, r.startKey ?? Buffer.alloc(0)) < 0) return false
-  return !r.endKey || r.endKey.length === 0 || Buffer.compare(key, r.endKey) < 0
-}
-
 export class RegionReplica implements GroupStateMachine {
   appliedIndex: number
   region: RegionDescriptor
@@ -102,8 +97,10 @@ export class RegionReplica implements GroupStateMachine {
   private readonly txns = new Map<string, ApplyResult>()
   /** Approximate bytes of keys and values, for heartbeats. */
   sizeBytes = 0
+  /** An applied membership change removed this node: the replica should go. */
+  removedSelf = false
 
-  constructor(private readonly db: Db, region: RegionDescriptor, applied: number) {
+  constructor(private readonly db: Db, region: RegionDescriptor, applied: number, private readonly selfId = 0) {
     this.region = region
     this.appliedIndex = applied
   }
@@ -138,6 +135,8 @@ export class RegionReplica implements GroupStateMachine {
     for (const e of entries) {
       if (e.type === 'confChange') {
         const conf = confAfter(e)
+        const member = (c: { voters?: number[]; learners?: number[] }) => !!c.voters?.includes(this.selfId) || !!c.learners?.includes(this.selfId)
+        if (this.selfId !== 0 && member(this.region) && !member(conf)) this.removedSelf = true
         // conf_ver is the index of the last membership change: the same on every replica,
         // however it got there (by log or by snapshot).
         const epoch = this.region.epoch ?? { confVer: 0, version: 0 }

@@ -68,3 +68,24 @@ test('region: a snapshot image restores the same keys, values and versions', asy
   const c = await open(t, 'c')
   await assert.rejects(c.restore({ meta: { index: 3, term: 2, confState: { voters: [1], learners: [] } }, data: bad }), /corrupt/)
 })
+
+test('region: only a membership change that drops this node marks the replica removed', async (t) => {
+  const db = new ClassicLevel<Buffer, Buffer>(path.join(tempDir(t), 'self'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+  await db.open()
+  t.after(() => db.close())
+  // Node 3 catching up by log: not listed yet, then added, then removed.
+  const r = new RegionReplica(db, { ...region, voters: [1], learners: [] }, 1, 3)
+  const cc = (index: number): Entry => ({ term: 2, index, type: 'confChange', data: new Uint8Array(9) })
+  const confs = new Map<number, { voters: number[]; learners: number[] }>([
+    [2, { voters: [1, 2], learners: [] }],
+    [3, { voters: [1, 2], learners: [3] }],
+    [4, { voters: [1, 2], learners: [] }],
+  ])
+  await r.applyEntries([cc(2)], (e) => confs.get(e.index)!)
+  assert.equal(r.removedSelf, false, 'a change before this node was added is not a removal')
+  await r.applyEntries([cc(3)], (e) => confs.get(e.index)!)
+  assert.equal(r.removedSelf, false)
+  assert.equal(r.region.epoch?.confVer, 3, 'conf_ver is the index of the last membership change')
+  await r.applyEntries([cc(4)], (e) => confs.get(e.index)!)
+  assert.equal(r.removedSelf, true)
+})

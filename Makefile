@@ -1,16 +1,17 @@
 # PolyFS: the two commands a newcomer needs are `make test` and `make up`.
 # Both install what they need on a fresh Debian 12 machine (run as root), then build.
 SHELL := /bin/bash
-APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++
+APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io
 STAMP := node_modules/.polyfs-deps
 
-.PHONY: all deps apt build test up dev bench clean
+.PHONY: all deps apt build test up dev bench clean plugin plugin-rootfs test-image
 
 all: build
 
 # Debian packages: libfuse2 (the addon links libfuse.so.2), fuse3 (fusermount), bindfs and fio
 # (bench/), attr (getfattr/setfattr), sqlite3, git and vim (tests run them on the mount),
-# util-linux and mount (setpriv, tmpfs for the full-disk test).
+# util-linux and mount (setpriv, tmpfs for the full-disk test), docker.io (the plugin and its tests
+# need a Docker engine).
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -40,3 +41,23 @@ bench: build
 
 clean:
 	rm -rf dist
+
+# The Docker managed plugin (see plugin/README.md and rootfs-build/README.md). plugin-rootfs only
+# assembles plugin/ (rootfs/ and config.json); plugin (re)creates it in the local dockerd as
+# $(PLUGIN_NAME), the name `docker volume create -d polyfs` and `driver: polyfs` use, as after
+# `docker plugin install --alias polyfs katharos/polyfs`. It is created disabled.
+PLUGIN_NAME ?= polyfs
+
+plugin-rootfs: build
+	bash rootfs-build/build.sh
+
+plugin: plugin-rootfs
+	@if docker plugin inspect $(PLUGIN_NAME) >/dev/null 2>&1; then \
+	  docker plugin disable -f $(PLUGIN_NAME) >/dev/null 2>&1 || true; \
+	  docker plugin rm -f $(PLUGIN_NAME); \
+	fi
+	docker plugin create $(PLUGIN_NAME) plugin/
+
+# A busybox image for test containers, imported from Debian's busybox-static (no registry).
+test-image:
+	bash rootfs-build/test-image.sh polyfs-test-busybox

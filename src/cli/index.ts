@@ -4,11 +4,12 @@
 //   cluster.ts   `polyfs node`, `polyfs mount --waypoints`, `polyfs dev`: the cluster
 //   status.ts    `polyfs status`
 //   waypoint.ts  `polyfs waypoint`
-// Later issues add plugin here, in its own file.
+//   plugin.ts    `polyfs plugin`: the Docker plugin's entrypoint
 import { Command, InvalidArgumentError, Option } from 'commander'
 import path from 'node:path'
 import { runClientMount, runDev, runNode } from './cluster'
 import { runLocalMount } from './mount'
+import { PLUGIN_ENV, runPlugin } from './plugin'
 import { runStatus } from './status'
 import { runWaypoint } from './waypoint'
 
@@ -138,6 +139,18 @@ export function main(argv: string[]): void {
     .addOption(logLevel())
     .action(async (o: { listen: string; secret?: string; logLevel: string }) => {
       await runWaypoint({ listen: o.listen, secret: o.secret, logLevel: o.logLevel })
+    })
+
+  program
+    .command('plugin')
+    .description('The Docker volume plugin\'s entrypoint: a node (and a waypoint when this host is one), the filesystem mounted at MOUNTPOINT, and Docker\'s VolumeDriver API on SOCKET; a volume is the directory /volumes/NAME. Settings come from the environment (the plugin\'s settable env).')
+    .option('--socket <path>', 'VolumeDriver API socket', '/run/docker/plugins/polyfs.sock')
+    .option('--mountpoint <dir>', 'where the filesystem is mounted (the plugin\'s propagated mount)', '/mnt/polyfs')
+    .option('--data <dir>', 'the node\'s data directory', '/var/lib/polyfs')
+    .option('--listen <addr>', 'host:port to serve gRPC on (default: the ADVERTISE host at PORT)', address)
+    .addHelpText('after', '\nEnvironment:\n' + Object.entries(PLUGIN_ENV).map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n') + '\n')
+    .action(async (o: { socket: string; mountpoint: string; data: string; listen?: string }) => {
+      await runPlugin(o)
     })
 
   program.addHelpText(

@@ -17,6 +17,7 @@ export const RecordType = {
   INODE: 5,
   BLOCK: 6,
   ORPHAN: 7,
+  VOLUME: 8,
 } as const
 export type RecordType = (typeof RecordType)[keyof typeof RecordType]
 
@@ -50,6 +51,20 @@ export interface DirSelf {
 export type Dentry =
   | { form: typeof DentryForm.INLINE; ino: number; dtype: number; attrs: Attrs }
   | { form: typeof DentryForm.REF; ino: number; dtype: number }
+
+/** A Docker volume (src/plugin): its options, its state and who has it mounted. */
+export interface VolumeRecord {
+  createdSec: number
+  createdNsec: number
+  /** 1 ready, 2 being removed. */
+  state: number
+  /** The validated `-o` options it was created with, sorted by name. */
+  options: [string, string][]
+  /** Mounts by Docker mount id, each with the node that made it and when. */
+  mounts: { node: number; id: string; sinceSec: number }[]
+}
+
+export const VolumeState = { READY: 1, REMOVING: 2 } as const
 
 export interface Meta {
   format: number
@@ -326,6 +341,48 @@ export function encodeOrphan(): Buffer {
 
 export function decodeOrphan(buf: Buffer, key?: Buffer): void {
   open(buf, RecordType.ORPHAN, key).done()
+}
+
+export function encodeVolume(v: VolumeRecord): Buffer {
+  const w = header(RecordType.VOLUME, 64)
+  w.u64(v.createdSec)
+  w.u32(v.createdNsec)
+  w.u8(v.state)
+  w.u16(v.options.length)
+  for (const [k, val] of v.options) {
+    const kb = Buffer.from(k, 'utf8')
+    const vb = Buffer.from(val, 'utf8')
+    w.u8(kb.length)
+    w.bytes(kb)
+    w.u16(vb.length)
+    w.bytes(vb)
+  }
+  w.u16(v.mounts.length)
+  for (const m of v.mounts) {
+    const ib = Buffer.from(m.id, 'utf8')
+    w.u64(m.node)
+    w.u16(ib.length)
+    w.bytes(ib)
+    w.u64(m.sinceSec)
+  }
+  return w.seal()
+}
+
+export function decodeVolume(buf: Buffer, key?: Buffer): VolumeRecord {
+  const r = open(buf, RecordType.VOLUME, key)
+  const v: VolumeRecord = { createdSec: r.u64(), createdNsec: r.u32(), state: r.u8(), options: [], mounts: [] }
+  if (v.state !== VolumeState.READY && v.state !== VolumeState.REMOVING) throw new CorruptRecordError(key, `unknown volume state ${v.state}`)
+  for (let n = r.u16(); n > 0; n--) {
+    const k = r.bytes(r.u8()).toString('utf8')
+    v.options.push([k, r.bytes(r.u16()).toString('utf8')])
+  }
+  for (let n = r.u16(); n > 0; n--) {
+    const node = r.u64()
+    const id = r.bytes(r.u16()).toString('utf8')
+    v.mounts.push({ node, id, sinceSec: r.u64() })
+  }
+  r.done()
+  return v
 }
 
 const BLOCK_HEADER = 6

@@ -9,6 +9,7 @@
 // | 0x03 | INODE   | ino u64                      | (empty)              | multi-link / orphan attributes|
 // | 0x04 | BLOCK   | ino u64 ++ chunk u32         | block-in-chunk u16   | <= 16 KiB of data + crc32c    |
 // | 0x05 | ORPHAN  | ascii "orphans"              | ino u64              | unlinked-while-open marker    |
+// | 0x06 | VOLUME  | ascii "volumes"              | volume name          | a Docker volume and its mounts|
 //
 // hash8 spreads partitions over the keyspace; DIRSELF sorts just before the directory's
 // DENTRY keys (same partition, same hash8), so a directory and its entries share a region.
@@ -20,6 +21,7 @@ export const Kind = {
   INODE: 0x03,
   BLOCK: 0x04,
   ORPHAN: 0x05,
+  VOLUME: 0x06,
 } as const
 export type Kind = (typeof Kind)[keyof typeof Kind]
 
@@ -92,6 +94,7 @@ export function readU64(b: Uint8Array, off: number): number {
 
 const META_PARTITION = Buffer.from('meta', 'ascii')
 const ORPHAN_PARTITION = Buffer.from('orphans', 'ascii')
+const VOLUME_PARTITION = Buffer.from('volumes', 'ascii')
 
 export const keys = {
   meta: (name: string): Buffer => makeKey(Kind.META, META_PARTITION, Buffer.from(name, 'ascii')),
@@ -108,6 +111,12 @@ export const keys = {
     return makeKey(Kind.BLOCK, part, suffix)
   },
   orphan: (ino: number): Buffer => makeKey(Kind.ORPHAN, ORPHAN_PARTITION, u64(ino)),
+  volume: (name: string): Buffer => makeKey(Kind.VOLUME, VOLUME_PARTITION, Buffer.from(name, 'utf8')),
+  /** [start, end) covering every VOLUME record, in name order (one partition: one scan). */
+  volumeRange: (): { start: Buffer; end: Buffer } => {
+    const start = makeKey(Kind.VOLUME, VOLUME_PARTITION)
+    return { start, end: prefixEnd(start) }
+  },
   /** [start, end) covering every DENTRY of a directory, in name order. */
   dentryRange: (parent: number): { start: Buffer; end: Buffer } => {
     const start = makeKey(Kind.DENTRY, u64(parent))

@@ -43,9 +43,18 @@ export interface Cluster {
   map(): Promise<GetClusterMapResponse | null>
   /** Waits until the map satisfies `cond`. */
   waitMap(cond: (m: GetClusterMapResponse) => boolean, timeoutMs: number, what: string): Promise<GetClusterMapResponse>
+  /** Adds (does not start) a `polyfs plugin` process as the next node: its own socket, mount
+   * and data under the test dir, outside Docker (a simulated Docker host). */
+  addPlugin(env?: NodeJS.ProcessEnv): PluginProc
   /** A client mount (`polyfs mount --waypoints`) at a new directory. */
   mount(extra?: string[], env?: NodeJS.ProcessEnv): Promise<{ mnt: string; proc: Proc }>
   cleanup(): Promise<void>
+}
+
+export interface PluginProc extends Proc {
+  readonly socket: string
+  readonly mountpoint: string
+  readonly dataDir: string
 }
 
 function makeProc(name: string, address: string, logFile: string, args: () => string[], env: NodeJS.ProcessEnv): Proc {
@@ -131,6 +140,19 @@ export function startCluster(t: Cleanup, o: ClusterOptions = {}): Cluster {
       const n = makeProc(`node-${i + 1}`, address, path.join(root, `node-${i + 1}.log`), () => ['node', '--data', data, '--listen', address, '--waypoints', wlist, '--log-level', 'debug', ...(o.nodeArgs ?? []), ...extra], { ...env, ...extraEnv })
       nodes.push(n)
       return n
+    },
+    addPlugin(extraEnv = {}) {
+      const i = nodes.length
+      const address = c.nodeAddress(i)
+      const name = `plugin-${i + 1}`
+      const socket = path.join(root, `${name}.sock`)
+      const mountpoint = path.join(root, `${name}-mnt`)
+      const dataDir = path.join(root, name)
+      const pEnv = { ...env, SECRET, WAYPOINTS: wlist, ADVERTISE: address, LOG_LEVEL: 'debug', ...extraEnv }
+      const n = makeProc(name, address, path.join(root, `${name}.log`), () => ['plugin', '--socket', socket, '--mountpoint', mountpoint, '--data', dataDir], pEnv)
+      nodes.push(n)
+      mounts.push({ mnt: mountpoint, proc: n })
+      return Object.assign(n, { socket, mountpoint, dataDir })
     },
     async map() {
       for (const w of waypoints) {

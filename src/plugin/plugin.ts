@@ -1,0 +1,268 @@
+// `polyfs plugin`: one host's PolyFS node, its waypoint when it is one, the filesystem mounted
+// under the plugin's propagated mount, and the VolumeDriver API on the plugin socket.
+// The socket answers at once (Docker waits for it when enabling the plugin); calls that need
+// the cluster wait for the node to join, bounded, and then say why they cannot proceed.
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { promises as fsp } from 'node:fs'
+import type { Server } from 'node:http'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { ClusterNode } from '../cluster'
+import { FileSystem } from '../fs'
+import { mount, type Mounted } from '../fuse'
+import { ClusterKV } from '../kv'
+import { logger, type Logger } from '../util'
+import { startWaypoint, type RunningWaypoint } from '../waypoint'
+import { volumeDriverApp } from './api'
+import { VolumeStore } from './volumes'
+
+const run = promisify(execFile)
+
+export interface PluginOptions {
+  /** The VolumeDriver socket (Docker: /run/docker/plugins/polyfs.sock). */
+  readonly socket: string
+  /** Where the filesystem is mounted (Docker: the propagated mount, /mnt/polyfs). */
+  readonly mountpoint: string
+  /** The node's data directory (Docker: the bind mount of /var/lib/polyfs). */
+  readonly dataDir: string
+  readonly listen: string
+  readonly advertise: string
+  readonly waypoints: readonly string[]
+  /** Also serve a waypoint at this address (this host is one of the waypoints). */
+  readonly waypointListen?: string
+  readonly secret: string
+  readonly dataReplicas?: number
+  /** How long a call waits for the node to be ready, and for the cluster (default 15 s). */
+  readonly waitMs?: number
+  /** How often the FUSE mount is checked (default 5 s). */
+  readonly watchMs?: number
+  readonly log: Logger
+}
+
+export interface RunningPlugin {
+  /** Resolves once the node is up and the filesystem mounted (tests). */
+  readonly started: Promise<void>
+  close(): Promise<void>
+}
+
+type State = { phase: 'starting'; why: string } | { phase: 'ready'; store: VolumeStore } | { phase: 'failed'; why: string }
+
+export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
+  const log = o.log
+  const waitMs = o.waitMs ?? 15_000
+  let state: State = { phase: 'starting', why: `joining the cluster through waypoints ${o.waypoints.join(', ')}` }
+  let closed = false
+  let node: ClusterNode | null = null
+  let waypoint: RunningWaypoint | null = null
+  let apiKv: ClusterKV | null = null
+  let apiFs: FileSystem | null = null
+  let mounted: Mounted | null = null
+  let watch: NodeJS.Timeout | null = null
+  let remounting: Promise<void> | null = null
+  const waiters = new Set<() => void>()
+  const setState = (s: State) => {
+    state = s
+    for (const w of waiters) w()
+    waiters.clear()
+  }
+
+  const ready = async (): Promise<VolumeStore> => {
+    const until = Date.now() + waitMs
+    while (state.phase === 'starting' && Date.now() < until) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(0, until - Date.now()))
+        waiters.add(() => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+    }
+    if (state.phase === 'ready') {
+      await ensureMounted()
+      return state.store
+    }
+    if (state.phase === 'failed') throw new Error(`the PolyFS node on this host failed to start: ${state.why}`)
+    throw new Error(`the PolyFS node on this host is not ready yet (${state.why}); see the plugin's log`)
+  }
+
+  // The socket first: Docker enables the plugin by calling Plugin.Activate on it.
+  mkdirSync(path.dirname(o.socket), { recursive: true })
+  rmSync(o.socket, { force: true })
+  const app = volumeDriverApp({ ready }, logger('volumedriver'))
+  const server: Server = await new Promise((resolve, reject) => {
+    const s = app.listen(o.socket, () => resolve(s))
+    s.once('error', reject)
+  })
+  log.info({ socket: o.socket }, 'VolumeDriver API listening')
+
+  /** Whether our FUSE mount is still in the mount table. Never probed with a stat: this process
+   * serves that mount, and a stat blocks a libuv thread for as long as the cluster does not
+   * answer (enough of them starve the store). A session that died with an earlier process is
+   * found at start (ENOTCONN) by clearDeadMount. */
+  const alive = async (): Promise<boolean> => {
+    if (!mounted) return false
+    const table = await fsp.readFile('/proc/self/mounts', 'utf8')
+    return table.split('\n').some((l) => l.split(' ')[1] === mounted?.mountpoint)
+  }
+
+  const mountFs = async (n: ClusterNode): Promise<void> => {
+    await clearDeadMount(o.mountpoint, log)
+    mkdirSync(o.mountpoint, { recursive: true })
+    const kv = new ClusterKV({ clients: n.clients, waypoints: o.waypoints, nodes: [n.address], logger: logger('kv') })
+    await kv.connect()
+    const fs = await FileSystem.open(kv, { shared: true })
+    try {
+      mounted = await mount(fs, o.mountpoint, { attrTimeoutSec: 0, entryTimeoutSec: 0, log: logger('fuse') })
+    } catch (err) {
+      await fs.close()
+      throw err
+    }
+    log.info({ mountpoint: o.mountpoint }, 'filesystem mounted')
+  }
+
+  /** Remounts when the FUSE session died (someone unmounted it, or the connection aborted). */
+  const ensureMounted = async (): Promise<void> => {
+    if (closed || !node) return
+    if (await alive()) return
+    remounting ??= (async () => {
+      log.warn({ mountpoint: o.mountpoint }, 'the FUSE mount is dead or gone: mounting again')
+      const old = mounted
+      mounted = null
+      if (old) await Promise.race([old.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5000))])
+      if (node && !closed) await mountFs(node)
+    })().finally(() => {
+      remounting = null
+    })
+    await remounting
+  }
+
+  const started = (async () => {
+    if (o.waypointListen) {
+      waypoint = await startWaypoint({ listen: o.waypointListen, secret: o.secret, logger: logger('waypoint') })
+      log.info({ address: waypoint.address }, 'waypoint listening')
+    }
+    node = await ClusterNode.start({
+      dataDir: o.dataDir,
+      listen: o.listen,
+      advertise: o.advertise,
+      waypoints: o.waypoints,
+      secret: o.secret,
+      settings: { dataReplicas: o.dataReplicas },
+      logger: logger('node'),
+    })
+    if (closed) return
+    const n = node
+    state = { phase: 'starting', why: 'mounting the filesystem' }
+    apiKv = new ClusterKV({ clients: n.clients, waypoints: o.waypoints, nodes: [n.address], logger: logger('kv'), retryForMs: waitMs })
+    await apiKv.connect()
+    apiFs = await FileSystem.open(apiKv, { shared: true })
+    const store = new VolumeStore({
+      kv: apiKv,
+      fs: apiFs,
+      nodeId: () => n.nodeId,
+      mountpoint: o.mountpoint,
+      liveNodes: () => liveNodes(n),
+      clusterStatus: () => clusterStatus(n),
+      deadlineMs: waitMs,
+      log: logger('volumes'),
+    })
+    await forgetMountsAfterReboot(o.dataDir, store, n.nodeId, log)
+    await mountFs(n)
+    watch = setInterval(() => void ensureMounted().catch((err) => log.error({ err: (err as Error).message }, 'remount failed; the next check retries')), o.watchMs ?? 5000)
+    watch.unref()
+    void store.emptyTrash().catch(() => undefined)
+    setState({ phase: 'ready', store })
+    log.info({ nodeId: n.nodeId, address: n.address }, 'plugin ready')
+  })()
+  started.catch((err: Error) => {
+    if (closed) return
+    log.error({ err: err.stack ?? err.message }, 'plugin start failed')
+    setState({ phase: 'failed', why: err.message })
+  })
+
+  return {
+    started,
+    async close() {
+      if (closed) return
+      closed = true
+      if (watch) clearInterval(watch)
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections?.()
+      rmSync(o.socket, { force: true })
+      await started.catch(() => undefined)
+      await remounting?.catch(() => undefined)
+      if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
+      if (apiFs) await apiFs.close().catch(() => undefined)
+      if (node) await node.close()
+      if (waypoint) await waypoint.close()
+    },
+  }
+}
+
+/** A dead FUSE mount (the previous plugin process died) is detached so a new one can go there. */
+async function clearDeadMount(mountpoint: string, log: Logger): Promise<void> {
+  try {
+    await fsp.stat(mountpoint)
+    const table = await fsp.readFile('/proc/self/mounts', 'utf8')
+    if (!table.split('\n').some((l) => l.split(' ')[1] === path.resolve(mountpoint))) return
+    log.warn({ mountpoint }, 'a filesystem is still mounted here: detaching it')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return
+    log.warn({ mountpoint, code }, 'the mountpoint holds a dead FUSE mount: detaching it')
+  }
+  await run('fusermount', ['-uz', mountpoint]).catch(async () => run('umount', ['-l', mountpoint]).catch(() => undefined))
+}
+
+/** Nodes the master reports up, or null when the master cannot be asked. */
+async function liveNodes(n: ClusterNode): Promise<Set<number> | null> {
+  const map = await clusterMap(n)
+  if (!map) return null
+  return new Set((map.nodes ?? []).filter((x) => x.state === 'NODE_UP').map((x) => x.nodeId))
+}
+
+async function clusterMap(n: ClusterNode) {
+  const leader = n.masterLeader?.address
+  if (!leader) return null
+  try {
+    const map = await n.clients.master(leader).getClusterMap({}, { timeoutMs: 3000 })
+    return map.error?.code ? null : map
+  } catch {
+    return null
+  }
+}
+
+/** Replicas and health for Get, from the master's index. */
+async function clusterStatus(n: ClusterNode): Promise<Record<string, unknown>> {
+  const map = await clusterMap(n)
+  if (!map) return { health: 'unknown: the master did not answer' }
+  const nodes = map.nodes ?? []
+  const up = new Set(nodes.filter((x) => x.state === 'NODE_UP').map((x) => x.nodeId))
+  const want = Math.min(map.settings?.dataReplicas ?? 3, nodes.filter((x) => x.state !== 'NODE_REMOVED').length)
+  let worst = Infinity
+  for (const r of map.regions ?? []) worst = Math.min(worst, (r.voters ?? []).filter((v) => up.has(v)).length)
+  if (worst === Infinity) worst = 0
+  const quorum = Math.floor(want / 2) + 1
+  const health = worst >= want ? 'healthy' : worst >= quorum ? `degraded: ${worst} of ${want} replicas up` : `unavailable: ${worst} of ${want} replicas up (a majority is needed)`
+  return { replicas: `${worst}/${want}`, health, nodesUp: `${up.size}/${nodes.filter((x) => x.state !== 'NODE_REMOVED').length}` }
+}
+
+/** After a reboot no container can still have a volume mounted from before: drop those mounts. */
+async function forgetMountsAfterReboot(dataDir: string, store: VolumeStore, nodeId: number, log: Logger): Promise<void> {
+  let boot = ''
+  try {
+    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+  } catch {
+    return
+  }
+  const file = path.join(dataDir, 'plugin-boot-id')
+  const last = existsSync(file) ? readFileSync(file, 'utf8').trim() : ''
+  if (last !== boot) {
+    if (last) {
+      const n = await store.forgetMountsOf(nodeId)
+      log.info({ dropped: n }, 'host rebooted since the last start: dropped mounts recorded before it')
+    }
+    writeFileSync(file, boot + '\n')
+  }
+}

@@ -23,6 +23,9 @@ export interface MountOptions {
   entryTimeoutSec?: number
   /** Let other users (containers) use the mount: on by default. */
   allowOther?: boolean
+  /** The mountpoint may itself be a mount point and hold entries (Docker's propagated mount: a
+   * bind mount whose old contents our mount hides); it must still exist and be a directory. */
+  overMount?: boolean
   /** libfuse debug output on stderr. */
   debug?: boolean
   log?: Logger
@@ -39,6 +42,18 @@ type Cb = (...args: any[]) => void
 
 /** Why a mountpoint cannot be used, as a sentence for the CLI; null when it can. */
 export async function checkMountpoint(mountpoint: string): Promise<string | null> {
+  const problem = await checkDirectory(mountpoint)
+  if (problem) return problem
+  const mounts = await fsp.readFile('/proc/self/mounts', 'utf8')
+  const abs = path.resolve(mountpoint)
+  if (mounts.split('\n').some((l) => l.split(' ')[1] === abs)) return `mountpoint ${mountpoint} is busy: something is already mounted there`
+  const entries = await fsp.readdir(mountpoint)
+  if (entries.length > 0) return `mountpoint ${mountpoint} is not empty (${entries.length} entries); use an empty directory`
+  return null
+}
+
+/** Why `mountpoint` is not an existing, live directory; null when it is. */
+async function checkDirectory(mountpoint: string): Promise<string | null> {
   let st
   try {
     st = await fsp.stat(mountpoint)
@@ -49,17 +64,12 @@ export async function checkMountpoint(mountpoint: string): Promise<string | null
     return `mountpoint ${mountpoint} cannot be used: ${(err as Error).message}`
   }
   if (!st.isDirectory()) return `mountpoint ${mountpoint} is not a directory`
-  const mounts = await fsp.readFile('/proc/self/mounts', 'utf8')
-  const abs = path.resolve(mountpoint)
-  if (mounts.split('\n').some((l) => l.split(' ')[1] === abs)) return `mountpoint ${mountpoint} is busy: something is already mounted there`
-  const entries = await fsp.readdir(mountpoint)
-  if (entries.length > 0) return `mountpoint ${mountpoint} is not empty (${entries.length} entries); use an empty directory`
   return null
 }
 
 export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptions = {}): Promise<Mounted> {
   const log = opts.log ?? logger('fuse')
-  const problem = await checkMountpoint(mountpoint)
+  const problem = opts.overMount ? await checkDirectory(mountpoint) : await checkMountpoint(mountpoint)
   if (problem) throw new Error(problem)
   const mnt = path.resolve(mountpoint)
   const timing = process.env.POLYFS_OP_TIMING === '1' ? new OpTiming() : null

@@ -102,8 +102,7 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
    * found at start (ENOTCONN) by clearDeadMount. */
   const alive = async (): Promise<boolean> => {
     if (!mounted) return false
-    const table = await fsp.readFile('/proc/self/mounts', 'utf8')
-    return table.split('\n').some((l) => l.split(' ')[1] === mounted?.mountpoint)
+    return (await topMountType(mounted.mountpoint))?.startsWith('fuse') ?? false
   }
 
   const mountFs = async (n: ClusterNode): Promise<void> => {
@@ -113,7 +112,7 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
     await kv.connect()
     const fs = await FileSystem.open(kv, { shared: true })
     try {
-      mounted = await mount(fs, o.mountpoint, { attrTimeoutSec: 0, entryTimeoutSec: 0, log: logger('fuse') })
+      mounted = await mount(fs, o.mountpoint, { attrTimeoutSec: 0, entryTimeoutSec: 0, overMount: true, log: logger('fuse') })
     } catch (err) {
       await fs.close()
       throw err
@@ -200,18 +199,32 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
   }
 }
 
-/** A dead FUSE mount (the previous plugin process died) is detached so a new one can go there. */
+/** The type of the topmost mount at `dir` (the last line for it in the mount table), if any. */
+async function topMountType(dir: string): Promise<string | null> {
+  const abs = path.resolve(dir)
+  let type: string | null = null
+  for (const line of (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n')) {
+    const f = line.split(' ')
+    if (f[1] === abs) type = f[2]
+  }
+  return type
+}
+
+/** A FUSE mount left by an earlier process (dead: ENOTCONN) is detached so a new one can go
+ * there. Only FUSE: under Docker the mountpoint is itself a bind mount of the propagated mount,
+ * which must stay, or the host and the containers would never see our mount. */
 async function clearDeadMount(mountpoint: string, log: Logger): Promise<void> {
+  let dead = false
   try {
     await fsp.stat(mountpoint)
-    const table = await fsp.readFile('/proc/self/mounts', 'utf8')
-    if (!table.split('\n').some((l) => l.split(' ')[1] === path.resolve(mountpoint))) return
-    log.warn({ mountpoint }, 'a filesystem is still mounted here: detaching it')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') return
-    log.warn({ mountpoint, code }, 'the mountpoint holds a dead FUSE mount: detaching it')
+    dead = code === 'ENOTCONN' || code === 'ECONNABORTED'
   }
+  const type = await topMountType(mountpoint)
+  if (!dead && !type?.startsWith('fuse')) return
+  log.warn({ mountpoint, type, dead }, 'a FUSE mount of an earlier process is still here: detaching it')
   await run('fusermount', ['-uz', mountpoint]).catch(async () => run('umount', ['-l', mountpoint]).catch(() => undefined))
 }
 

@@ -148,8 +148,9 @@ export function main(argv: string[]): void {
     .option('--mountpoint <dir>', 'where the filesystem is mounted (the plugin\'s propagated mount)', '/mnt/polyfs')
     .option('--data <dir>', 'the node\'s data directory', '/var/lib/polyfs')
     .option('--listen <addr>', 'host:port to serve gRPC on (default: the ADVERTISE host at PORT)', address)
+    .addOption(new Option('--worker', 'internal: the supervised process that does the work').hideHelp())
     .addHelpText('after', '\nEnvironment:\n' + Object.entries(PLUGIN_ENV).map(([k, v]) => `  ${k.padEnd(14)} ${v}`).join('\n') + '\n')
-    .action(async (o: { socket: string; mountpoint: string; data: string; listen?: string }) => {
+    .action(async (o: { socket: string; mountpoint: string; data: string; listen?: string; worker?: boolean }) => {
       await runPlugin(o)
     })
 

@@ -1,9 +1,10 @@
 // `polyfs plugin`: the Docker plugin's entrypoint. Its settings come from the environment the
 // plugin manifest (config.json) declares, so `docker plugin set polyfs SECRET=...` works; the
 // flags say where the socket, the mount and the data are (Docker's defaults; tests move them).
+import { spawn, type ChildProcess } from 'node:child_process'
 import { networkInterfaces } from 'node:os'
 import path from 'node:path'
-import { startPlugin } from '../plugin'
+import { startPlugin, type PluginOptions } from '../plugin'
 import { logger, setLogLevel } from '../util'
 import { onStopSignals } from './signals'
 
@@ -12,6 +13,8 @@ export interface PluginArgs {
   mountpoint: string
   data: string
   listen?: string
+  /** This process is the worker a supervisor started (it serves; it does not supervise). */
+  worker?: boolean
 }
 
 export const PLUGIN_ENV: Record<string, string> = {
@@ -42,11 +45,48 @@ function localAddresses(): Set<string> {
 
 const hostOf = (addr: string): string => addr.slice(0, addr.lastIndexOf(':'))
 
+/**
+ * Docker does not restart a managed plugin whose process died: the host would be left without
+ * its volumes until someone disabled and enabled the plugin. So `polyfs plugin` supervises: it
+ * runs the real work in a child (`polyfs plugin --worker`) and starts it again when it dies
+ * (after 1 s, doubling to 30 s while it keeps dying within a minute). The new worker finds the
+ * dead FUSE session of the old one, detaches it and mounts again. SIGTERM/SIGINT go to the
+ * worker, and the supervisor exits with it. A worker whose supervisor is gone shuts down.
+ */
 export async function runPlugin(a: PluginArgs): Promise<void> {
+  if (a.worker) return runWorker(a)
+  // Settings are checked here too: a bad one is an error now, not a worker dying in a loop.
+  setLogLevel(pluginConfig(a).level)
+  const log = logger('plugin')
+  const argv = [process.argv[1], 'plugin', '--worker', '--socket', a.socket, '--mountpoint', a.mountpoint, '--data', a.data, ...(a.listen ? ['--listen', a.listen] : [])]
+  let child: ChildProcess | null = null
+  let stopping = false
+  let delayMs = 1000
+  const start = () => {
+    const startedAt = Date.now()
+    const c = spawn(process.execPath, argv, { stdio: 'inherit' })
+    child = c
+    c.on('exit', (code, sig) => {
+      if (stopping) process.exit(code ?? 1)
+      delayMs = Date.now() - startedAt > 60_000 ? 1000 : Math.min(delayMs * 2, 30_000)
+      log.error({ code, sig, restartInMs: delayMs }, 'the plugin worker died: starting it again')
+      setTimeout(start, delayMs)
+    })
+  }
+  const forward = (sig: NodeJS.Signals) => {
+    stopping = true
+    if (child && child.exitCode === null && child.signalCode === null) child.kill(sig)
+    else process.exit(0)
+  }
+  process.on('SIGTERM', () => forward('SIGTERM'))
+  process.on('SIGINT', () => forward('SIGINT'))
+  start()
+}
+
+/** The plugin's settings from its environment; a clear error for each bad one. */
+function pluginConfig(a: PluginArgs): Omit<PluginOptions, 'log'> & { level: string } {
   const level = env('LOG_LEVEL') || 'info'
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`LOG_LEVEL=${level}: expected trace, debug, info, warn or error`)
-  setLogLevel(level)
-  const log = logger('plugin')
   const secret = env('SECRET') || env('POLYFS_SECRET')
   if (!secret) throw new Error('SECRET is not set: docker plugin set polyfs SECRET=<the cluster secret> (the same on every host)')
   const port = Number(env('PORT') || '7420')
@@ -54,8 +94,6 @@ export async function runPlugin(a: PluginArgs): Promise<void> {
   const adv = env('ADVERTISE') || firstIPv4()
   const advertise = /:\d+$/.test(adv) && !adv.startsWith('[') ? adv : `${adv}:${port}`
   const advHost = hostOf(advertise)
-  // Bound on the advertised address: several nodes can share a machine (one address each).
-  const listen = a.listen ?? advertise
   let waypoints = env('WAYPOINTS').split(',').map((s) => s.trim()).filter(Boolean)
   for (const w of waypoints) if (!/^.+:\d{1,5}$/.test(w)) throw new Error(`WAYPOINTS: "${w}" is not host:port`)
   let waypointListen: string | undefined
@@ -69,19 +107,32 @@ export async function runPlugin(a: PluginArgs): Promise<void> {
   const replicasRaw = env('DATA_REPLICAS')
   const dataReplicas = replicasRaw ? Number(replicasRaw) : undefined
   if (dataReplicas !== undefined && (!Number.isInteger(dataReplicas) || dataReplicas < 1 || dataReplicas > 7)) throw new Error(`DATA_REPLICAS=${replicasRaw}: expected 1 to 7`)
-  log.info({ advertise, listen, waypoints, waypointHere: waypointListen ?? null, socket: a.socket, mountpoint: a.mountpoint, data: a.data }, 'starting the PolyFS plugin')
-  const p = await startPlugin({
+  return {
+    level,
     socket: path.resolve(a.socket),
     mountpoint: path.resolve(a.mountpoint),
     dataDir: path.resolve(a.data),
-    listen,
+    // Bound on the advertised address: several nodes can share a machine (one address each).
+    listen: a.listen ?? advertise,
     advertise,
     waypoints,
     waypointListen,
     secret,
     dataReplicas,
-    log,
-  })
-  onStopSignals(log, () => p.close())
-  setInterval(() => undefined, 1 << 30)
+  }
+}
+
+async function runWorker(a: PluginArgs): Promise<void> {
+  const { level, ...c } = pluginConfig(a)
+  setLogLevel(level)
+  const log = logger('plugin')
+  log.info({ advertise: c.advertise, listen: c.listen, waypoints: c.waypoints, waypointHere: c.waypointListen ?? null, socket: c.socket, mountpoint: c.mountpoint, data: c.dataDir }, 'starting the PolyFS plugin')
+  const p = await startPlugin({ ...c, log })
+  const stop = onStopSignals(log, () => p.close())
+  const parent = process.ppid
+  const orphan = setInterval(() => {
+    if (process.ppid === parent) return
+    clearInterval(orphan)
+    stop('supervisor gone')
+  }, 1000)
 }

@@ -94,6 +94,10 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
     const s = app.listen(o.socket, () => resolve(s))
     s.once('error', reject)
   })
+  // dockerd keeps connections open between calls. Node closes an idle one after 5 s, and a call
+  // sent on it at that moment fails (EPIPE), and Docker does not retry a POST. So idle
+  // connections stay open until the client closes them.
+  server.keepAliveTimeout = 0
   log.info({ socket: o.socket }, 'VolumeDriver API listening')
 
   /** Whether our FUSE mount is still in the mount table. Never probed with a stat: this process
@@ -186,8 +190,9 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
       if (closed) return
       closed = true
       if (watch) clearInterval(watch)
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-      server.closeAllConnections?.()
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeAllConnections()
+      await serverClosed
       rmSync(o.socket, { force: true })
       await started.catch(() => undefined)
       await remounting?.catch(() => undefined)

@@ -11,7 +11,7 @@ export function driverCall(socket: string, call: string, body: unknown = {}, tim
   const data = typeof body === 'string' ? body : JSON.stringify(body)
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath: socket, path: `/${call}`, method: 'POST', headers: { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) }, timeout: timeoutMs },
+      { socketPath: socket, agent: false, path: `/${call}`, method: 'POST', headers: { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(data) }, timeout: timeoutMs },
       (res) => {
         let text = ''
         res.setEncoding('utf8')
@@ -26,7 +26,7 @@ export function driverCall(socket: string, call: string, body: unknown = {}, tim
       },
     )
     req.on('timeout', () => req.destroy(new Error(`${call}: no answer within ${timeoutMs} ms`)))
-    req.on('error', reject)
+    req.on('error', (err) => reject(new Error(`${call} on ${socket}: ${err.message}`)))
     req.end(data)
   })
 }

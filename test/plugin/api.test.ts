@@ -1,5 +1,5 @@
 // The VolumeDriver API of `polyfs plugin` over its unix socket, with real nodes behind it:
-// two plugin processes (two simulated Docker hosts, one loopback address each) in a cluster
+// two plugin processes (two simulated Docker hosts, each a supervisor and its worker, one loopback address each) in a cluster
 // with two plain nodes. Every endpoint with good and bad input, refcounting by mount ID, a
 // volume written through one host and read through the other, a dead FUSE mount and a killed
 // plugin that come back, and Mount refused with a reason while the cluster is unreachable.
@@ -121,15 +121,35 @@ test('plugin: the VolumeDriver API on two hosts of one cluster', async (t) => {
     const again = (await driverOk(a.socket, 'VolumeDriver.Mount', { Name: 'keep', ID: 'k2' })).Mountpoint as string
     assert.equal(fs.readFileSync(path.join(again, 'f'), 'utf8'), 'kept')
 
-    // kill -9 of the plugin leaves a dead mount ("Transport endpoint is not connected"); the
-    // restarted plugin detaches it, mounts again, and the volumes are all there.
-    await a.kill9()
-    assert.throws(() => fs.statSync(a.mountpoint), /ENOTCONN/)
-    a.start()
+    // A crash: kill -9 of the worker leaves a dead mount ("Transport endpoint is not
+    // connected"). Its supervisor starts a new worker, which detaches the dead session and
+    // mounts again; the volumes are all there.
+    const worker = Number(spawnSync('pgrep', ['-P', String(a.proc?.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0])
+    assert.ok(worker > 0, 'the plugin runs a worker')
+    process.kill(worker, 'SIGKILL')
+    await waitFor(() => {
+      try {
+        fs.statSync(a.mountpoint)
+        return false
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ENOTCONN'
+      }
+    }, 10_000, 'the dead mount')
+    await waitFor(() => {
+      const w = Number(spawnSync('pgrep', ['-P', String(a.proc?.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0])
+      return w > 0 && w !== worker
+    }, 30_000, 'a new worker')
     await pluginReady(a)
     assert.deepEqual(names((await driverOk(a.socket, 'VolumeDriver.List')).Volumes), ['keep', 'v1'])
     const p3 = (await driverOk(a.socket, 'VolumeDriver.Mount', { Name: 'keep', ID: 'k3' })).Mountpoint as string
     assert.equal(fs.readFileSync(path.join(p3, 'f'), 'utf8'), 'kept')
+    assert.match(a.log(), /the plugin worker died: starting it again/)
+
+    // kill -9 of the whole plugin (supervisor first): the orphaned worker shuts down cleanly.
+    const w2 = Number(spawnSync('pgrep', ['-P', String(a.proc?.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0])
+    await a.kill9()
+    await waitFor(() => spawnSync('kill', ['-0', String(w2)]).status !== 0, 30_000, 'the orphaned worker to exit')
+    assert.ok(!isMounted(a.mountpoint), 'it unmounted on its way out')
 
     // The cluster unreachable from B: Mount refuses with the reason, it never pretends.
     for (const n of c.nodes) if (n !== b) await n.stop()

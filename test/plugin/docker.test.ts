@@ -1,7 +1,7 @@
 // The real plugin under a real dockerd: `make plugin` from the tree, `docker plugin create` and
 // `enable`, volumes used by containers, a second host (a `polyfs plugin` process outside
 // Docker, on its own loopback address) in the same cluster, a plugin restart under a running
-// container, and a stack deployed on a one-node swarm. Starts its own dockerd when none runs.
+// container, a crash of its worker, and a stack deployed on a one-node swarm. Starts its own dockerd when none runs.
 // Everything stays on loopback: the plugin advertises 127.0.0.61, the second host 127.0.0.62.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -185,6 +185,23 @@ test('docker: the managed plugin with real containers, two hosts, a restart and 
     assert.equal(docker('exec', holder, 'sh', '-c', 'wc -l < /data/numbers'), '20000')
     docker('rm', '-f', holder)
     containers.delete(holder)
+
+    // A crash of the plugin's worker process: Docker would not restart a dead plugin, so the
+    // plugin's own supervisor starts a new worker, and new containers mount the volume again.
+    const workerOf = () => sh('pgrep', ['-f', '^/usr/bin/node /opt/polyfs/bin/polyfs plugin --worker'], { ok: false }).out.split('\n').filter(Boolean).map(Number)
+    const [crashed] = workerOf()
+    assert.ok(crashed > 0, 'the plugin runs a worker')
+    process.kill(crashed, 'SIGKILL')
+    let after = ''
+    await waitFor(() => {
+      const r = dockerTry('run', '--rm', '--network', 'none', '-v', `${v1}:/data`, IMAGE, 'cat', '/data/durable')
+      after = r.code === 0 ? r.out : r.err
+      return r.code === 0
+    }, 90_000, 'a container mounting the volume after the worker crashed').catch((err: Error) => {
+      throw new Error(`${err.message}: ${after}`)
+    })
+    assert.equal(after, 'fsynced-before-restart')
+    assert.ok(!workerOf().includes(crashed))
     docker('volume', 'rm', v1)
     volumes.delete(v1)
     assert.ok(!docker('volume', 'ls', '-q').split('\n').includes(v1))

@@ -52,6 +52,7 @@ plugin-rootfs: build
 	bash rootfs-build/build.sh
 
 plugin: plugin-rootfs
+	@docker info >/dev/null 2>&1 || { echo "make plugin: no Docker daemon answers; start one (dockerd >/var/log/dockerd.log 2>&1 &) and run make plugin again" >&2; exit 1; }
 	@if docker plugin inspect $(PLUGIN_NAME) >/dev/null 2>&1; then \
 	  docker plugin disable -f $(PLUGIN_NAME) >/dev/null 2>&1 || true; \
 	  docker plugin rm -f $(PLUGIN_NAME); \

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { networkInterfaces } from 'node:os'
 import path from 'node:path'
-import { startPlugin, type PluginOptions } from '../plugin'
+import { startPlugin, startPluginNode } from '../plugin'
 import { logger, setLogLevel } from '../util'
 import { onStopSignals } from './signals'
 
@@ -46,45 +46,50 @@ function localAddresses(): Set<string> {
 const hostOf = (addr: string): string => addr.slice(0, addr.lastIndexOf(':'))
 
 /**
- * Docker does not restart a managed plugin whose process died: the host would be left without
- * its volumes until someone disabled and enabled the plugin. So `polyfs plugin` supervises: it
- * runs the real work in a child (`polyfs plugin --worker`) and starts it again when it dies
- * (after 1 s, doubling to 30 s while it keeps dying within a minute). The new worker finds the
- * dead FUSE session of the old one, detaches it and mounts again. SIGTERM/SIGINT go to the
- * worker, and the supervisor exits with it. A worker whose supervisor is gone shuts down.
+ * `polyfs plugin` is the supervisor: it serves the VolumeDriver socket and the FUSE mount as a
+ * client of the cluster, and runs this host's node in a child (`polyfs plugin --worker`). Docker
+ * does not restart a managed plugin whose process died, so the supervisor starts a node that
+ * died again (after 1 s, doubling to 30 s while it keeps dying within a minute), and the mount
+ * stays alive meanwhile: containers see a pause, served by the other nodes when there are
+ * others. SIGTERM/SIGINT stop the node too. A worker whose supervisor is gone shuts down.
  */
 export async function runPlugin(a: PluginArgs): Promise<void> {
   if (a.worker) return runWorker(a)
-  // Settings are checked here too: a bad one is an error now, not a worker dying in a loop.
-  setLogLevel(pluginConfig(a).level)
+  const { level, ...c } = pluginConfig(a)
+  setLogLevel(level)
   const log = logger('plugin')
+  log.info({ advertise: c.advertise, listen: c.listen, waypoints: c.waypoints, waypointHere: c.waypointListen ?? null, socket: c.socket, mountpoint: c.mountpoint, data: c.dataDir }, 'starting the PolyFS plugin')
   const argv = [process.argv[1], 'plugin', '--worker', '--socket', a.socket, '--mountpoint', a.mountpoint, '--data', a.data, ...(a.listen ? ['--listen', a.listen] : [])]
   let child: ChildProcess | null = null
   let stopping = false
   let delayMs = 1000
   const start = () => {
     const startedAt = Date.now()
-    const c = spawn(process.execPath, argv, { stdio: 'inherit' })
-    child = c
-    c.on('exit', (code, sig) => {
-      if (stopping) process.exit(code ?? 1)
+    const w = spawn(process.execPath, argv, { stdio: 'inherit', env: { ...process.env, POLYFS_SUPERVISOR_PID: String(process.pid) } })
+    child = w
+    w.on('exit', (code, sig) => {
+      if (stopping) return
       delayMs = Date.now() - startedAt > 60_000 ? 1000 : Math.min(delayMs * 2, 30_000)
-      log.error({ code, sig, restartInMs: delayMs }, 'the plugin worker died: starting it again')
-      setTimeout(start, delayMs)
+      log.error({ code, sig, restartInMs: delayMs }, 'the node (plugin worker) died: starting it again')
+      setTimeout(() => stopping || start(), delayMs)
     })
   }
-  const forward = (sig: NodeJS.Signals) => {
-    stopping = true
-    if (child && child.exitCode === null && child.signalCode === null) child.kill(sig)
-    else process.exit(0)
-  }
-  process.on('SIGTERM', () => forward('SIGTERM'))
-  process.on('SIGINT', () => forward('SIGINT'))
   start()
+  const p = await startPlugin({ socket: c.socket, mountpoint: c.mountpoint, dataDir: c.dataDir, advertise: c.advertise, waypoints: c.waypoints, secret: c.secret, log })
+  onStopSignals(log, async () => {
+    stopping = true
+    await p.close()
+    const w = child
+    if (w && w.exitCode === null && w.signalCode === null) {
+      const done = new Promise((r) => w.once('exit', r))
+      w.kill('SIGTERM')
+      await done
+    }
+  })
 }
 
 /** The plugin's settings from its environment; a clear error for each bad one. */
-function pluginConfig(a: PluginArgs): Omit<PluginOptions, 'log'> & { level: string } {
+function pluginConfig(a: PluginArgs) {
   const level = env('LOG_LEVEL') || 'info'
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(level)) throw new Error(`LOG_LEVEL=${level}: expected trace, debug, info, warn or error`)
   const secret = env('SECRET') || env('POLYFS_SECRET')
@@ -122,17 +127,23 @@ function pluginConfig(a: PluginArgs): Omit<PluginOptions, 'log'> & { level: stri
   }
 }
 
+/** The worker: this host's node (and waypoint), until SIGTERM or until its supervisor is gone. */
 async function runWorker(a: PluginArgs): Promise<void> {
+  // The supervisor says who it is: it may die before this process has even started, and then
+  // our parent is already someone else.
+  const parent = Number(process.env.POLYFS_SUPERVISOR_PID) || process.ppid
   const { level, ...c } = pluginConfig(a)
   setLogLevel(level)
-  const log = logger('plugin')
-  log.info({ advertise: c.advertise, listen: c.listen, waypoints: c.waypoints, waypointHere: c.waypointListen ?? null, socket: c.socket, mountpoint: c.mountpoint, data: c.dataDir }, 'starting the PolyFS plugin')
-  const p = await startPlugin({ ...c, log })
-  const stop = onStopSignals(log, () => p.close())
-  const parent = process.ppid
+  const log = logger('plugin-node')
+  let node: { close(): Promise<void> } | null = null
+  const stop = onStopSignals(log, async () => {
+    if (node) await node.close()
+    else process.exit(0) // still joining: nothing to flush
+  })
   const orphan = setInterval(() => {
     if (process.ppid === parent) return
     clearInterval(orphan)
     stop('supervisor gone')
   }, 1000)
+  node = await startPluginNode({ dataDir: c.dataDir, listen: c.listen, advertise: c.advertise, waypoints: c.waypoints, waypointListen: c.waypointListen, secret: c.secret, dataReplicas: c.dataReplicas, log })
 }

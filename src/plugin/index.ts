@@ -5,9 +5,10 @@
 //   names.ts    volume names and `-o` options, validated
 //   volumes.ts  VolumeStore: create, remove, mount, unmount, get, list over KV + FileSystem
 //   api.ts      the VolumeDriver HTTP protocol with express
-//   plugin.ts   startPlugin: socket first, then the node, the mount, the dead-mount watch
+//   plugin.ts   startPlugin (supervisor: socket, mount, volumes as a cluster client) and
+//               startPluginNode (worker: the node and its waypoint)
 // The command is src/cli/plugin.ts (`polyfs plugin`).
-export { startPlugin } from './plugin'
-export type { PluginOptions, RunningPlugin } from './plugin'
+export { startPlugin, startPluginNode } from './plugin'
+export type { PluginOptions, PluginNodeOptions, RunningPlugin } from './plugin'
 export { VolumeStore, VolumeError, VOLUMES_DIR } from './volumes'
 export { nameProblem, parseOptions, VOLUME_OPTIONS } from './names'

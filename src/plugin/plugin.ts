@@ -1,7 +1,10 @@
-// `polyfs plugin`: one host's PolyFS node, its waypoint when it is one, the filesystem mounted
-// under the plugin's propagated mount, and the VolumeDriver API on the plugin socket.
-// The socket answers at once (Docker waits for it when enabling the plugin); calls that need
-// the cluster wait for the node to join, bounded, and then say why they cannot proceed.
+// `polyfs plugin` is two processes. The worker (startPluginNode) is this host's node and its
+// waypoint when it is one: all the stored state. The supervisor (startPlugin) keeps what
+// Docker and the containers hold on to: the VolumeDriver socket and the FUSE mount, served as
+// a client of the cluster (like `polyfs mount --waypoints`). A node that crashes is started
+// again by the supervisor while the mount stays alive: containers see a pause, never a dead
+// mount. The socket answers at once (Docker waits for it when enabling the plugin); calls that
+// need the cluster wait for it, bounded, and then say why they cannot proceed.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { promises as fsp } from 'node:fs'
@@ -12,6 +15,7 @@ import { ClusterNode } from '../cluster'
 import { FileSystem } from '../fs'
 import { mount, type Mounted } from '../fuse'
 import { ClusterKV } from '../kv'
+import { RpcClients } from '../rpc'
 import { logger, type Logger } from '../util'
 import { startWaypoint, type RunningWaypoint } from '../waypoint'
 import { volumeDriverApp } from './api'
@@ -19,12 +23,7 @@ import { VolumeStore } from './volumes'
 
 const run = promisify(execFile)
 
-export interface PluginOptions {
-  /** The VolumeDriver socket (Docker: /run/docker/plugins/polyfs.sock). */
-  readonly socket: string
-  /** Where the filesystem is mounted (Docker: the propagated mount, /mnt/polyfs). */
-  readonly mountpoint: string
-  /** The node's data directory (Docker: the bind mount of /var/lib/polyfs). */
+export interface PluginNodeOptions {
   readonly dataDir: string
   readonly listen: string
   readonly advertise: string
@@ -33,6 +32,50 @@ export interface PluginOptions {
   readonly waypointListen?: string
   readonly secret: string
   readonly dataReplicas?: number
+  readonly log: Logger
+}
+
+/** The worker: the node, and the waypoint when this host is one. */
+export async function startPluginNode(o: PluginNodeOptions): Promise<{ close(): Promise<void> }> {
+  let waypoint: RunningWaypoint | null = null
+  if (o.waypointListen) {
+    waypoint = await startWaypoint({ listen: o.waypointListen, secret: o.secret, logger: logger('waypoint') })
+    o.log.info({ address: waypoint.address }, 'waypoint listening')
+  }
+  let node: ClusterNode
+  try {
+    node = await ClusterNode.start({
+      dataDir: o.dataDir,
+      listen: o.listen,
+      advertise: o.advertise,
+      waypoints: o.waypoints,
+      secret: o.secret,
+      settings: { dataReplicas: o.dataReplicas },
+      logger: logger('node'),
+    })
+  } catch (err) {
+    await waypoint?.close()
+    throw err
+  }
+  return {
+    async close() {
+      await node.close()
+      await waypoint?.close()
+    },
+  }
+}
+
+export interface PluginOptions {
+  /** The VolumeDriver socket (Docker: /run/docker/plugins/polyfs.sock). */
+  readonly socket: string
+  /** Where the filesystem is mounted (Docker: the propagated mount, /mnt/polyfs). */
+  readonly mountpoint: string
+  /** The node's data directory (Docker: the bind mount of /var/lib/polyfs). */
+  readonly dataDir: string
+  /** This host's node (run by the worker). */
+  readonly advertise: string
+  readonly waypoints: readonly string[]
+  readonly secret: string
   /** How long a call waits for the node to be ready, and for the cluster (default 15 s). */
   readonly waitMs?: number
   /** How often the FUSE mount is checked (default 5 s). */
@@ -51,10 +94,10 @@ type State = { phase: 'starting'; why: string } | { phase: 'ready'; store: Volum
 export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
   const log = o.log
   const waitMs = o.waitMs ?? 15_000
-  let state: State = { phase: 'starting', why: `joining the cluster through waypoints ${o.waypoints.join(', ')}` }
+  let state: State = { phase: 'starting', why: `this host's node is joining the cluster through waypoints ${o.waypoints.join(', ')}` }
   let closed = false
-  let node: ClusterNode | null = null
-  let waypoint: RunningWaypoint | null = null
+  const clients = new RpcClients({ secret: o.secret, logger: logger('rpc') })
+  let nodeId = 0
   let apiKv: ClusterKV | null = null
   let apiFs: FileSystem | null = null
   let mounted: Mounted | null = null
@@ -109,10 +152,10 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
     return (await topMountType(mounted.mountpoint))?.startsWith('fuse') ?? false
   }
 
-  const mountFs = async (n: ClusterNode): Promise<void> => {
+  const mountFs = async (): Promise<void> => {
     await clearDeadMount(o.mountpoint, log)
     mkdirSync(o.mountpoint, { recursive: true })
-    const kv = new ClusterKV({ clients: n.clients, waypoints: o.waypoints, nodes: [n.address], logger: logger('kv') })
+    const kv = new ClusterKV({ clients, waypoints: o.waypoints, nodes: [o.advertise], logger: logger('kv') })
     await kv.connect()
     const fs = await FileSystem.open(kv, { shared: true })
     try {
@@ -126,14 +169,14 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
 
   /** Remounts when the FUSE session died (someone unmounted it, or the connection aborted). */
   const ensureMounted = async (): Promise<void> => {
-    if (closed || !node) return
+    if (closed || !nodeId) return
     if (await alive()) return
     remounting ??= (async () => {
       log.warn({ mountpoint: o.mountpoint }, 'the FUSE mount is dead or gone: mounting again')
       const old = mounted
       mounted = null
       if (old) await Promise.race([old.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5000))])
-      if (node && !closed) await mountFs(node)
+      if (!closed) await mountFs()
     })().finally(() => {
       remounting = null
     })
@@ -141,42 +184,30 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
   }
 
   const started = (async () => {
-    if (o.waypointListen) {
-      waypoint = await startWaypoint({ listen: o.waypointListen, secret: o.secret, logger: logger('waypoint') })
-      log.info({ address: waypoint.address }, 'waypoint listening')
-    }
-    node = await ClusterNode.start({
-      dataDir: o.dataDir,
-      listen: o.listen,
-      advertise: o.advertise,
-      waypoints: o.waypoints,
-      secret: o.secret,
-      settings: { dataReplicas: o.dataReplicas },
-      logger: logger('node'),
-    })
+    // This host's node runs in the worker; its id (mounts are recorded per node) once it joined.
+    nodeId = await localNodeId(clients, o.advertise, () => closed)
     if (closed) return
-    const n = node
     state = { phase: 'starting', why: 'mounting the filesystem' }
-    apiKv = new ClusterKV({ clients: n.clients, waypoints: o.waypoints, nodes: [n.address], logger: logger('kv'), retryForMs: waitMs })
+    apiKv = new ClusterKV({ clients, waypoints: o.waypoints, nodes: [o.advertise], logger: logger('kv'), retryForMs: waitMs })
     await apiKv.connect()
     apiFs = await FileSystem.open(apiKv, { shared: true })
     const store = new VolumeStore({
       kv: apiKv,
       fs: apiFs,
-      nodeId: () => n.nodeId,
+      nodeId: () => nodeId,
       mountpoint: o.mountpoint,
-      liveNodes: () => liveNodes(n),
-      clusterStatus: () => clusterStatus(n),
+      liveNodes: () => liveNodes(clients, o.waypoints),
+      clusterStatus: () => clusterStatus(clients, o.waypoints),
       deadlineMs: waitMs,
       log: logger('volumes'),
     })
-    await forgetMountsAfterReboot(o.dataDir, store, n.nodeId, log)
-    await mountFs(n)
+    await forgetMountsAfterReboot(o.dataDir, store, nodeId, log)
+    await mountFs()
     watch = setInterval(() => void ensureMounted().catch((err) => log.error({ err: (err as Error).message }, 'remount failed; the next check retries')), o.watchMs ?? 5000)
     watch.unref()
     void store.emptyTrash().catch(() => undefined)
     setState({ phase: 'ready', store })
-    log.info({ nodeId: n.nodeId, address: n.address }, 'plugin ready')
+    log.info({ nodeId, address: o.advertise }, 'plugin ready')
   })()
   started.catch((err: Error) => {
     if (closed) return
@@ -198,8 +229,7 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
       await remounting?.catch(() => undefined)
       if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
       if (apiFs) await apiFs.close().catch(() => undefined)
-      if (node) await node.close()
-      if (waypoint) await waypoint.close()
+      clients.close()
     },
   }
 }
@@ -233,27 +263,46 @@ async function clearDeadMount(mountpoint: string, log: Logger): Promise<void> {
   await run('fusermount', ['-uz', mountpoint]).catch(async () => run('umount', ['-l', mountpoint]).catch(() => undefined))
 }
 
+/** The id of the node at `address` once it answers (it may still be joining its cluster). */
+async function localNodeId(clients: RpcClients, address: string, stop: () => boolean): Promise<number> {
+  for (;;) {
+    try {
+      const st = await clients.admin(address).status({}, { timeoutMs: 2000 })
+      if (st.nodeId > 0) return st.nodeId
+    } catch {
+      // not up yet
+    }
+    if (stop()) return 0
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
 /** Nodes the master reports up, or null when the master cannot be asked. */
-async function liveNodes(n: ClusterNode): Promise<Set<number> | null> {
-  const map = await clusterMap(n)
+async function liveNodes(clients: RpcClients, waypoints: readonly string[]): Promise<Set<number> | null> {
+  const map = await clusterMap(clients, waypoints)
   if (!map) return null
   return new Set((map.nodes ?? []).filter((x) => x.state === 'NODE_UP').map((x) => x.nodeId))
 }
 
-async function clusterMap(n: ClusterNode) {
-  const leader = n.masterLeader?.address
-  if (!leader) return null
-  try {
-    const map = await n.clients.master(leader).getClusterMap({}, { timeoutMs: 3000 })
-    return map.error?.code ? null : map
-  } catch {
-    return null
+/** The master's index, through the waypoints; null when no master answers. */
+async function clusterMap(clients: RpcClients, waypoints: readonly string[]) {
+  for (const w of waypoints) {
+    try {
+      const m = await clients.waypoint(w).getMaster({}, { timeoutMs: 2000 })
+      if (!m.known || !m.leader?.address) continue
+      let map = await clients.master(m.leader.address).getClusterMap({}, { timeoutMs: 3000 })
+      if (map.error?.code && map.error.leader?.address) map = await clients.master(map.error.leader.address).getClusterMap({}, { timeoutMs: 3000 })
+      if (!map.error?.code) return map
+    } catch {
+      // the next waypoint
+    }
   }
+  return null
 }
 
 /** Replicas and health for Get, from the master's index. */
-async function clusterStatus(n: ClusterNode): Promise<Record<string, unknown>> {
-  const map = await clusterMap(n)
+async function clusterStatus(clients: RpcClients, waypoints: readonly string[]): Promise<Record<string, unknown>> {
+  const map = await clusterMap(clients, waypoints)
   if (!map) return { health: 'unknown: the master did not answer' }
   const nodes = map.nodes ?? []
   const up = new Set(nodes.filter((x) => x.state === 'NODE_UP').map((x) => x.nodeId))

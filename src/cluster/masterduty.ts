@@ -408,7 +408,8 @@ export class MasterDuties {
     if (!this.isLeader || !n.master?.state.clusterId) return { ...this.notLeader(), clusterId: '', nodeId: 0 }
     const m = n.master
     if (req.clusterId && req.clusterId !== m.state.clusterId) return { error: rpcError(ErrorCode.CLUSTER_MISMATCH, `this is cluster ${m.state.clusterId}`), clusterId: '', nodeId: 0 }
-    if (!req.address) return { error: rpcError(ErrorCode.INVALID, 'join without an address'), clusterId: '', nodeId: 0 }
+    const bad = addressProblem(req.address) ?? (/^[\x21-\x7e]{8,128}$/.test(req.joinToken) ? null : 'a join token is 8 to 128 printable ASCII characters')
+    if (bad) return { error: rpcError(ErrorCode.INVALID, `join refused: ${bad}`), clusterId: '', nodeId: 0 }
     try {
       if (req.nodeId) {
         const known = m.node(req.nodeId)
@@ -439,6 +440,7 @@ export class MasterDuties {
     const known = m.node(req.nodeId)
     if (!known || known.state === 'NODE_REMOVED') return { error: rpcError(ErrorCode.NODE_REMOVED, `node ${req.nodeId} is not in this cluster`), mapVersion: 0 }
     this.live.set(req.nodeId, { atMs: Date.now(), capacityBytes: req.capacityBytes, freeBytes: req.freeBytes, rssBytes: req.rssBytes })
+    if (req.address && addressProblem(req.address)) return { error: rpcError(ErrorCode.INVALID, `heartbeat refused: ${addressProblem(req.address)}`), mapVersion: 0 }
     if (req.address) n.addresses.set(req.nodeId, req.address)
     if (req.address && known.address !== req.address) void this.once(`node-${known.nodeId}`, () => this.propose({ cmd: 'updateNode', updateNode: { node: { ...known, address: req.address } } }))
     this.noteRegions(req.regions, req.nodeId)
@@ -455,4 +457,11 @@ export class MasterDuties {
     })
     return { clusterId: m.state.clusterId, mapVersion: m.appliedIndex, master: this.masterInfo(), nodes, regions: m.state.regions.map((r) => ({ ...r })), settings: m.settings }
   }
+}
+
+/** Why `address` cannot be a node's address (host:port, at most 255 bytes); null when it can. */
+function addressProblem(address: string): string | null {
+  const m = /^([A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(address)
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return `"${address.slice(0, 64)}" is not a host:port address`
+  return null
 }

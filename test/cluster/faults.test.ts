@@ -4,11 +4,12 @@
 // returned must read back intact, exactly once.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { dumpLogs, startCluster, type Cluster, type Proc } from '../helpers/cluster'
-import { waitFor } from '../helpers/mount'
+import { rng, testSeed, waitFor } from '../helpers/mount'
 
 const WRITER = `
 import os, sys, time, hashlib
@@ -75,6 +76,7 @@ function verify(mnt: string, files: number, acked: number[]): void {
       const m = /^rec (\d{8}) ([0-9a-f]{32})$/.exec(line)
       if (!m) continue
       const i = Number(m[1])
+      assert.equal(m[2], createHash('sha256').update(String(i)).digest('hex').slice(0, 32), `record ${i} is intact`)
       seen.set(i, (seen.get(i) ?? 0) + 1)
     }
   }
@@ -247,6 +249,45 @@ test('faults: nodes that join after the log was compacted catch up from a snapsh
     assert.ok(snapshotted, 'a joining node logged a snapshot')
   } catch (err) {
     console.error(dumpLogs(c))
+    throw err
+  }
+})
+
+test('faults: kill -9 of a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, async (t) => {
+  const seed = testSeed()
+  t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
+  const r = rng(seed)
+  const c = await threeNodes(t)
+  try {
+    const a = (await c.mount()).mnt
+    const b = (await c.mount()).mnt
+    const w = startWriter(a, 8, 120, path.join(c.root, 'writer-random.py'))
+    t.after(() => {
+      w.proc.kill('SIGKILL')
+    })
+    await waitFor(() => w.acked().length >= 20, 30_000, 'the writer going')
+    for (let round = 0; round < 4; round++) {
+      await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 2500)))
+      const victim = c.nodes[Math.floor(r() * c.nodes.length)]
+      const m = await c.map()
+      const role = m?.regions?.[0]?.leader === (m?.nodes ?? []).find((n) => n.address === victim.address)?.nodeId ? 'region leader' : 'follower'
+      await victim.kill9()
+      const before = w.acked().length
+      await waitFor(() => w.acked().length >= before + 10, 30_000, `round ${round}: writes going on after ${victim.name} (${role}) was killed`)
+      victim.start()
+      await waitFor(
+        () => c.clients.admin(victim.address).status({}, { timeoutMs: 1000 }).then((st) => st.groups.some((g) => g.regionId === 1 && g.leader !== 0), () => false),
+        60_000,
+        `round ${round}: ${victim.name} back in its region`,
+      )
+      t.diagnostic(`round ${round}: killed ${victim.name} (${role}); ${w.acked().length} records acknowledged so far`)
+    }
+    w.proc.kill('SIGTERM')
+    await w.done
+    verify(a, 8, w.acked())
+    verify(b, 8, w.acked())
+  } catch (err) {
+    console.error(dumpLogs(c, 40))
     throw err
   }
 })

@@ -139,15 +139,20 @@ build_base() {
   mv "$tmp" "$BASE"
 }
 
-if [ -f "$BASE/.polyfs-base-complete" ]; then
-  log "base: cached $(basename "$BASE")"
-else
-  build_base
-fi
-# Older bases (another package set or versions) are of no further use.
-for old in "$CACHE"/base-*; do
-  [ "$old" = "$BASE" ] || rm -rf "$old"
-done
+# cached LABEL DIR MARKER BUILDER KIND: runs BUILDER unless DIR holds MARKER (a finished
+# build), then drops the older cache dirs of that KIND (another package set or versions).
+cached() {
+  if [ -f "$2/$3" ]; then
+    log "$1: cached $(basename "$2")"
+  else
+    "$4"
+  fi
+  for old in "$CACHE"/"$5"-*; do
+    [ "$old" = "$2" ] || rm -rf "$old"
+  done
+}
+
+cached base "$BASE" .polyfs-base-complete build_base base
 
 # ------------------------------------------------------------------ 3a. production node_modules
 # Staged once per (lockfile, installed tree, patched addon, recipe): copy node_modules, drop the
@@ -217,14 +222,7 @@ stage_modules() {
   mv "$tmp" "$MODULES"
 }
 
-if [ -f "$MODULES/.polyfs-modules-complete" ]; then
-  log "node_modules: cached $(basename "$MODULES")"
-else
-  stage_modules
-fi
-for old in "$CACHE"/modules-*; do
-  [ "$old" = "$MODULES" ] || rm -rf "$old"
-done
+cached node_modules "$MODULES" .polyfs-modules-complete stage_modules modules
 
 # ----------------------------------------------------------------------------------- assemble
 log "assembling $ROOTFS"

@@ -7,15 +7,14 @@ import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { RpcClients, encode, type KvRequest } from '../../src/rpc'
-import { SECRET, dumpLogs, startCluster } from '../helpers/cluster'
+import { SECRET, dumpLogs, fullyReplicated, startCluster, startNodes } from '../helpers/cluster'
 import { waitFor } from '../helpers/mount'
 import { rawClient, rawUnary, secretMetadata } from '../rpc/helpers'
 
 test('cluster: two mounts see each other\'s closed files and never a half-done rename', async (t) => {
-  const c = startCluster(t)
-  for (let i = 0; i < 3; i++) c.addNode().start()
+  const c = startNodes(t, 3)
   try {
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, '3 replicas')
+    await fullyReplicated(c)
     const a = (await c.mount()).mnt
     const b = (await c.mount()).mnt
 

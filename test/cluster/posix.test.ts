@@ -2,7 +2,7 @@
 // through a client mount of a real 3-node cluster (3 replicas) on loopback.
 import assert from 'node:assert/strict'
 import { after, before } from 'node:test'
-import { startCluster, dumpLogs } from '../helpers/cluster'
+import { dumpLogs, fullyReplicated, startCluster } from '../helpers/cluster'
 import { isMounted } from '../helpers/mount'
 import { integritySuite } from '../fuse/integrity-suite'
 import { posixSuite } from '../fuse/posix-suite'
@@ -15,7 +15,7 @@ let mnt = ''
 before(async () => {
   for (let i = 0; i < 3; i++) c.addNode().start()
   try {
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, 'a 3-replica region')
+    await fullyReplicated(c)
     mnt = (await c.mount()).mnt
   } catch (err) {
     console.error(dumpLogs(c))

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { test } from 'node:test'
-import { dumpLogs, startCluster } from '../helpers/cluster'
+import { dumpLogs, fullyReplicated, startNodes } from '../helpers/cluster'
 import { testSeed, waitFor } from '../helpers/mount'
 
 const job = (file: string, seed: number, extra: string[]) => [
@@ -28,10 +28,9 @@ const job = (file: string, seed: number, extra: string[]) => [
 test('faults: fio verify=crc32c across a kill -9 of the region leader, read back through another mount', { timeout: 10 * 60_000 }, async (t) => {
   const seed = testSeed()
   t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
-  const c = startCluster(t)
-  for (let i = 0; i < 3; i++) c.addNode().start()
+  const c = startNodes(t, 3)
   try {
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, '3 replicas')
+    await fullyReplicated(c)
     const a = (await c.mount()).mnt
     const b = (await c.mount()).mnt
     const fio = spawn('fio', job(path.join(a, 'fio.dat'), seed, ['--do_verify=1']), { stdio: ['ignore', 'pipe', 'pipe'] })

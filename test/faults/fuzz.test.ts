@@ -8,11 +8,10 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
-import { dumpLogs, startCluster } from '../helpers/cluster'
+import { SECRET, dumpLogs, fullyReplicated, startNodes } from '../helpers/cluster'
 import { rng, testSeed, waitFor } from '../helpers/mount'
 import { driverCall } from '../helpers/volumedriver'
 import { rawBidi, rawClient, rawClientStream, rawUnary, secretMetadata } from '../rpc/helpers'
-import { SECRET } from '../helpers/cluster'
 import { decode, type MessageName } from '../../src/rpc'
 
 const UNARY = [
@@ -137,13 +136,12 @@ test('fuzz: malformed messages to every gRPC service and bad calls to the Volume
   const seed = testSeed()
   t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
   const r = rng(seed)
-  const c = startCluster(t)
-  for (let i = 0; i < 3; i++) c.addNode().start()
+  const c = startNodes(t, 3)
   const plugin = c.addPlugin()
   plugin.start()
   try {
     await waitFor(async () => fs.existsSync(plugin.socket) && (await driverCall(plugin.socket, 'VolumeDriver.List').then((x) => !x.body.Err, () => false)), 90_000, 'the plugin ready')
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3, 60_000, '3 replicas')
+    await fullyReplicated(c)
 
     // Something to protect: a volume with files, through the plugin's mount.
     const created = await driverCall(plugin.socket, 'VolumeDriver.Create', { Name: 'precious', Opts: { mode: '0700' } })

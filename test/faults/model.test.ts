@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
-import { dumpLogs, startCluster } from '../helpers/cluster'
+import { dumpLogs, fullyReplicated, startNodes } from '../helpers/cluster'
 import { rng, testSeed } from '../helpers/mount'
 
 type Model = Map<string, string | null> // path -> file contents, or null for a directory
@@ -35,10 +35,9 @@ test('faults: random file operations through two mounts match a model, with a no
   t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
   const r = rng(seed)
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]
-  const c = startCluster(t)
-  for (let i = 0; i < 3; i++) c.addNode().start()
+  const c = startNodes(t, 3)
   try {
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, '3 replicas')
+    await fullyReplicated(c)
     const mounts = [(await c.mount()).mnt, (await c.mount()).mnt]
     const model: Model = new Map()
     const dirs = () => ['', ...[...model.entries()].filter(([, v]) => v === null).map(([k]) => k)]

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import { test } from 'node:test'
-import { dumpLogs, startCluster, type Cluster } from '../helpers/cluster'
+import { dumpLogs, fullyReplicated, startNodes, type Cluster } from '../helpers/cluster'
 import { rng, testSeed, waitFor } from '../helpers/mount'
 
 const WRITER = `
@@ -50,10 +50,9 @@ test('faults: SQLite (rollback journal and WAL, synchronous=FULL) killed -9 with
   const seed = testSeed()
   t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
   const r = rng(seed)
-  const c = startCluster(t)
-  for (let i = 0; i < 3; i++) c.addNode().start()
+  const c = startNodes(t, 3)
   try {
-    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, '3 replicas')
+    await fullyReplicated(c)
     const { mnt } = await c.mount()
     for (const mode of ['delete', 'wal']) {
       const db = path.join(mnt, `crash-${mode}.db`)

@@ -206,6 +206,18 @@ export function startCluster(t: Cleanup, o: ClusterOptions = {}): Cluster {
   return c
 }
 
+/** A cluster with `n` nodes started (it waits for nothing: see fullyReplicated). */
+export function startNodes(t: Cleanup, n: number, o: ClusterOptions = {}): Cluster {
+  const c = startCluster(t, o)
+  for (let i = 0; i < n; i++) c.addNode().start()
+  return c
+}
+
+/** Waits until the data region has `replicas` voters and no learners. */
+export function fullyReplicated(c: Cluster, replicas = 3): Promise<GetClusterMapResponse> {
+  return c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === replicas && (m.regions?.[0]?.learners ?? []).length === 0, 60_000, `${replicas} replicas`)
+}
+
 /** Prints the tail of every process log (for a failing test's output). */
 export function dumpLogs(c: Cluster, lines = 40): string {
   return [...c.waypoints, ...c.nodes]

@@ -4,6 +4,7 @@
 // served from the first client's memory). Seeded: fio's random offsets come from POLYFS_SEED.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { dumpLogs, fullyReplicated, startNodes } from '../helpers/cluster'
@@ -41,8 +42,10 @@ test('faults: fio verify=crc32c across a kill -9 of the region leader, read back
     fio.stdout.on('data', (d: Buffer) => (out += d.toString()))
     fio.stderr.on('data', (d: Buffer) => (out += d.toString()))
     const done = new Promise<number>((res) => fio.once('exit', (code) => res(code ?? -1)))
-    // Kill the region leader once fio is writing.
-    await new Promise((res) => setTimeout(res, 2500))
+    // Kill the region leader once fio is writing: its file has grown, read through the other mount.
+    const file = path.join(b, 'fio.dat')
+    await waitFor(() => fio.exitCode !== null || (fs.existsSync(file) && fs.statSync(file).size > 0), 60_000, 'fio writing')
+    assert.equal(fio.exitCode, null, `fio stopped early:\n${out.slice(-2000)}`)
     const m = await c.map()
     const leader = (m?.nodes ?? []).find((n) => n.nodeId === m?.regions?.[0]?.leader)?.address
     const victim = c.nodes.find((n) => n.address === leader)

@@ -160,10 +160,8 @@ test('plugin: the VolumeDriver API on two hosts of one cluster', async (t) => {
 
     // The cluster unreachable from B: Mount refuses with the reason, it never pretends.
     for (const n of c.nodes) if (n !== b) await n.stop()
-    const t0 = Date.now()
     const err = await driverErr(b.socket, 'VolumeDriver.Mount', { Name: 'keep', ID: 'late' })
     assert.match(err, /cluster (did not answer|is unreachable)/)
-    assert.ok(Date.now() - t0 < 40_000, `refused in ${Date.now() - t0} ms`)
   } catch (err) {
     console.error(dumpLogs(c, 60))
     throw err

@@ -156,6 +156,10 @@ export class RaftHost {
       // Lease reads: a leader serves reads without a quorum round while its lease holds
       // (clock-rate assumption in docs/raft.md, "Lease reads").
       readOnly: ReadOnlyOption.Lease,
+      // Followers learn the commit index from the next append (or within a tick): a serial
+      // writer then costs each follower one message, one loop iteration and one write per
+      // commit instead of two (docs/raft.md, "Commit notice").
+      commitNotice: 'lazy',
     })
     this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, synced: storage.initialState().hardState })
     this.schedule()

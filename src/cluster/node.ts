@@ -35,6 +35,10 @@ import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } fro
 
 type Db = ClassicLevel<Buffer, Buffer>
 
+/** Bound on remembered (group, peer) pairs; past it the memory starts over (descriptors are
+ * sent again until peers answer). */
+const MAX_PEER_HOSTS = 100_000
+
 export interface NodeOptions {
   readonly dataDir: string
   /** host:port to listen on (port 0: any). */
@@ -60,6 +64,9 @@ export class ClusterNode {
   address = ''
   /** Node id -> address, from the cluster index and from Raft batches. */
   readonly addresses = new Map<NodeId, string>()
+  /** "group:peer" -> the membership (membershipKey) under which the peer last sent us a message
+   * in that group, i.e. it hosts a replica and needs no descriptor in our envelopes. */
+  private readonly peerHosts = new Map<string, string>()
   readonly regions = new Map<number, RegionReplica>()
   master: MasterState | null = null
   /** The master leader as last learned (from our own group 0, MasterChanged, heartbeats, waypoints). */
@@ -193,10 +200,12 @@ export class ClusterNode {
       this.log.debug({ to }, 'no address for a Raft peer; messages dropped')
       return
     }
-    // Every envelope carries its group's descriptor (a node just added creates its replica
-    // from it); build it once per group per batch, not once per message.
+    // An envelope carries its group's descriptor (a node just added creates its replica from
+    // it) until the peer has answered in that group under the current membership: from then on
+    // it hosts the replica and ignores the descriptor. Built once per group per batch.
     const memo = new Map<number, RegionDescriptor | undefined>()
     const descs = (group: number) => {
+      if (this.peerHosts.get(`${group}:${to}`) === this.membershipKey(group)) return undefined
       if (!memo.has(group)) memo.set(group, this.descriptor(group))
       return memo.get(group)
     }
@@ -208,6 +217,22 @@ export class ClusterNode {
       messages: msgs.map(({ group, message }) => ({ regionId: group, region: descs(group), message: messageToWire(message) })),
     }
     this.clients.raft(address).send(batch)
+  }
+
+  /** What changes whenever a group's membership does (a peer removed and added again must be
+   * sent the descriptor again). */
+  private membershipKey(group: number): string {
+    if (group !== MASTER_GROUP) return String(this.regions.get(group)?.region.epoch?.confVer ?? -1)
+    const c = this.host.confOf(MASTER_GROUP)
+    return c ? `${c.voters.join(',')}/${c.learners.join(',')}` : ''
+  }
+
+  private notePeerHosts(group: number, peer: NodeId): void {
+    const k = `${group}:${peer}`
+    const m = this.membershipKey(group)
+    if (this.peerHosts.get(k) === m) return
+    if (this.peerHosts.size >= MAX_PEER_HOSTS) this.peerHosts.clear()
+    this.peerHosts.set(k, m)
   }
 
   /** The descriptor this node has for a group (the master group's is synthesized). */
@@ -228,6 +253,7 @@ export class ClusterNode {
       const m = env.message && messageFromWire(env.message)
       if (!m) continue
       if (this.host.has(env.regionId)) {
+        this.notePeerHosts(env.regionId, b.fromNode)
         this.host.step(env.regionId, m)
         continue
       }

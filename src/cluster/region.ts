@@ -172,18 +172,19 @@ export class RegionReplica implements GroupStateMachine {
     if ((cmd.epoch?.version ?? 0) !== (this.region.epoch?.version ?? 0)) {
       return this.remember(id, { ok: false, code: ErrorCode.EPOCH_NOT_MATCH, message: 'region changed since the command was proposed' })
     }
-    const version = async (key: Buffer): Promise<number> => {
+    const version = (key: Buffer): number => {
       const k = dataKey(key)
       // Written earlier in this batch: its version is in the value. (Never the current entry's
       // index: the answer must not depend on how entries were grouped into batches, which
       // differs between replicas.)
       const o = overlay.get(k.toString('latin1'))
       if (o !== undefined) return o === null ? 0 : Number(o.readBigUInt64BE(0))
-      const raw = await this.db.get(k)
+      // Synchronous, as in get(): no thread-pool round trip per validated read.
+      const raw = this.db.getSync(k)
       return raw === undefined ? 0 : Number(raw.readBigUInt64BE(0))
     }
     for (const r of c.reads ?? []) {
-      if ((await version(r.key)) !== (r.version ?? 0)) return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a key read by the transaction changed' })
+      if (version(r.key) !== (r.version ?? 0)) return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a key read by the transaction changed' })
     }
     for (const s of c.scans ?? []) {
       if (!(await this.scanUnchanged(s.start, s.end, s.limit ?? 0, s.seen ?? [], overlay))) {

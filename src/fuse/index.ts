@@ -104,7 +104,7 @@ export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptio
         await unmount(mnt, log)
         await new Promise<void>((resolve) => fuse.unmount(() => resolve()))
         await fs.close()
-        if (timing) log.info({ ops: timing.summary(), conflicts: (fs.kv as { conflicts?: number }).conflicts }, 'time inside handlers')
+        if (timing) log.info({ ops: timing.summary(), conflicts: (fs.kv as { conflicts?: number }).conflicts, cacheHits: (fs.kv as { cacheHits?: number }).cacheHits }, 'time inside handlers')
         log.info({ mountpoint: mnt }, 'unmounted')
       })()
       return closing

@@ -29,6 +29,42 @@ const SUSPECT_MS = 3_000
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Bounds of the transactions' read cache (see ReadCache). */
+const READ_CACHE_ENTRIES = 16_384
+const READ_CACHE_VALUE_BYTES = 64 * 1024
+
+/**
+ * What this client last knew of a key: its value (undefined = absent) and version (the Raft
+ * index that wrote it; 0 = absent). Filled by linearizable reads and by this client's own
+ * acknowledged commits. Only transactions that commit use it, never a plain get: the region
+ * validates every read version at commit, so a stale entry costs a CONFLICT and a re-run
+ * (without the cache for those keys), never a wrong result. LRU, bounded in entries; large
+ * values are not kept.
+ */
+class ReadCache {
+  private readonly map = new Map<string, { value: Buffer | undefined; version: number }>()
+
+  get(k: string): { value: Buffer | undefined; version: number } | undefined {
+    const e = this.map.get(k)
+    if (e) {
+      this.map.delete(k)
+      this.map.set(k, e)
+    }
+    return e
+  }
+
+  set(k: string, value: Buffer | undefined, version: number): void {
+    this.map.delete(k)
+    if (value && value.length > READ_CACHE_VALUE_BYTES) return
+    this.map.set(k, { value, version })
+    if (this.map.size > READ_CACHE_ENTRIES) this.map.delete(this.map.keys().next().value as string)
+  }
+
+  drop(k: string): void {
+    this.map.delete(k)
+  }
+}
+
 export class ClusterKV implements KV {
   private regions: RegionDescriptor[] = []
   private readonly nodes = new Map<number, string>()
@@ -41,6 +77,13 @@ export class ClusterKV implements KV {
   capacity = { capacityBytes: 0, freeBytes: 0 }
   /** Commits refused with CONFLICT (then retried), for tests and status. */
   conflicts = 0
+  /** Transaction reads served from the read cache, and those of them found stale at commit. */
+  cacheHits = 0
+  readonly cache = new ReadCache()
+  /** Transaction ids: 8 random bytes for this client, then a counter (randomBytes per commit
+   * was a tenth of the client's CPU). Unique per commit, so a retry is recognised as one. */
+  private readonly txnPrefix = randomBytes(8)
+  private txnSeq = 0
 
   constructor(private readonly opts: ClusterKVOptions) {
     this.retryForMs = opts.retryForMs ?? 30_000
@@ -223,7 +266,9 @@ export class ClusterKV implements KV {
 
   async getVersioned(key: Buffer): Promise<{ value: Buffer; version: number } | undefined> {
     const { res } = await this.request(key, { op: 'get', get: { key } })
-    return res.found ? { value: res.value ?? Buffer.alloc(0), version: res.version } : undefined
+    const v = res.found ? { value: res.value ?? Buffer.alloc(0), version: res.version } : undefined
+    this.cache.set(key.toString('latin1'), v?.value, v?.version ?? 0)
+    return v
   }
 
   async scan(range: Range): Promise<Entry[]> {
@@ -255,13 +300,15 @@ export class ClusterKV implements KV {
     const attempts = opts.maxAttempts ?? LIMITS.defaultAttempts
     for (let attempt = 1; ; attempt++) {
       if (this.closed) throw new KvError('CLOSED', 'store is closed')
-      const tx = new ClusterTxn(this)
+      // The first attempt may read from the cache; a re-run after a conflict reads afresh.
+      const tx = new ClusterTxn(this, attempt === 1)
       const result = await fn(tx)
       try {
         await tx.commit()
         return result
       } catch (err) {
         if (!(err instanceof KvError) || err.code !== 'CONFLICT') throw err
+        tx.forgetReads()
         this.conflicts++
         if (attempt >= attempts) throw new KvError('CONFLICT', `transaction conflicted ${attempts} times`)
         await sleep(Math.min(50, attempt * Math.random() * 3))
@@ -269,15 +316,33 @@ export class ClusterKV implements KV {
     }
   }
 
-  /** Sends a commit for the region holding every key of it. */
+  /** Sends a commit for the region holding every key of it. On success the written keys enter
+   * the read cache at the commit's index (their version); on any failure they leave it. */
   async commit(body: { reads: { key: Buffer; version: number }[]; scans: ScanCheck[]; writes: { key: Buffer; value?: Buffer; delete: boolean }[] }): Promise<void> {
     const first = body.writes[0]?.key ?? body.reads[0]?.key ?? body.scans[0]?.start
     if (!first) return
     const r = this.locate(first)
     const all = [...body.writes.map((w) => w.key), ...body.reads.map((x) => x.key), ...body.scans.map((s) => s.start)]
     if (r && all.some((k) => !keyInRegion(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
-    const txnId = randomBytes(16)
-    await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId } })
+    const txnId = this.nextTxnId()
+    let index = 0
+    try {
+      const { res } = await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId } })
+      index = res.index
+    } finally {
+      for (const w of body.writes) {
+        const k = w.key.toString('latin1')
+        if (index > 0) this.cache.set(k, w.delete ? undefined : w.value ?? Buffer.alloc(0), w.delete ? 0 : index)
+        else this.cache.drop(k)
+      }
+    }
+  }
+
+  private nextTxnId(): Buffer {
+    const id = Buffer.allocUnsafe(16)
+    this.txnPrefix.copy(id, 0)
+    id.writeDoubleBE(++this.txnSeq, 8)
+    return id
   }
 
   /** Every acknowledged commit is already durable on a quorum of replicas. */
@@ -298,12 +363,12 @@ export class ClusterKV implements KV {
 
 /** A transaction's reads (with versions), scans and buffered writes. */
 class ClusterTxn implements Txn {
-  private readonly reads = new Map<string, { key: Buffer; version: number; value: Buffer | undefined }>()
+  private readonly reads = new Map<string, { key: Buffer; version: number; value: Buffer | undefined; cached: boolean }>()
   private readonly scans: ScanCheck[] = []
   private readonly writes = new Map<string, { key: Buffer; value: Buffer | null }>()
   private writeBytes = 0
 
-  constructor(private readonly kv: ClusterKV) {}
+  constructor(private readonly kv: ClusterKV, private readonly useCache: boolean) {}
 
   async get(key: Buffer): Promise<Buffer | undefined> {
     const k = key.toString('latin1')
@@ -311,9 +376,20 @@ class ClusterTxn implements Txn {
     if (w) return w.value ?? undefined
     const r = this.reads.get(k)
     if (r) return r.value
+    const c = this.useCache ? this.kv.cache.get(k) : undefined
+    if (c) {
+      this.kv.cacheHits++
+      this.reads.set(k, { key: Buffer.from(key), version: c.version, value: c.value, cached: true })
+      return c.value
+    }
     const v = await this.kv.getVersioned(key)
-    this.reads.set(k, { key: Buffer.from(key), version: v?.version ?? 0, value: v?.value })
+    this.reads.set(k, { key: Buffer.from(key), version: v?.version ?? 0, value: v?.value, cached: false })
     return v?.value
+  }
+
+  /** After a conflict: what this transaction read may be stale, so the cache forgets it. */
+  forgetReads(): void {
+    for (const k of this.reads.keys()) this.kv.cache.drop(k)
   }
 
   async scan(range: Range): Promise<Entry[]> {
@@ -348,8 +424,13 @@ class ClusterTxn implements Txn {
 
   async commit(): Promise<void> {
     const reads = [...this.reads.values()].map(({ key, version }) => ({ key, version }))
-    // A read-only transaction of one read (or one scan) is a single linearizable read already.
-    if (this.writes.size === 0 && reads.length + this.scans.length <= 1) return
+    // A read-only transaction of one fresh read (or one scan) is a single linearizable read
+    // already; a cached read is confirmed by reading it again.
+    if (this.writes.size === 0 && reads.length + this.scans.length <= 1) {
+      const only = [...this.reads.values()][0]
+      if (only?.cached && ((await this.kv.getVersioned(only.key))?.version ?? 0) !== only.version) throw new KvError('CONFLICT', 'a cached read was stale')
+      return
+    }
     const writes = [...this.writes.values()].map((w) => ({ key: w.key, value: w.value ?? undefined, delete: w.value === null }))
     await this.kv.commit({ reads, scans: this.scans, writes })
   }

@@ -44,6 +44,9 @@ type Db = ClassicLevel<Buffer, Buffer>;
 /** Bound on queued operations between syncs; beyond it stage() throws, since the host loop is
  * broken (it must sync every iteration). */
 const MAX_PENDING_OPS = 1_000_000;
+/** Writes that need no fsync (a hard state whose commit index alone moved, log compaction)
+ * wait for the next synced batch until this many have gathered. */
+const MAX_DEFERRED_OPS = 4_096;
 
 export interface LevelRaftStoreOptions {
   /** Key prefix of all Raft state in the database (to share it with other data). Default "R". */
@@ -116,12 +119,16 @@ export class LevelRaftStore {
     return this.pending.length;
   }
 
-  /** Writes everything queued, by every group, in one synced batch. With durable=false the
-   * batch is written without fsync: only for writes whose loss in a crash is harmless (a
-   * hard state that changed nothing but its commit index); a later synced batch makes it
-   * durable too, since LevelDB writes its log in order. */
+  /** Writes everything queued, by every group, in one synced batch. durable=false is only for
+   * writes whose loss in a crash is harmless (a hard state that changed nothing but its commit
+   * index, log compaction): they stay queued and ride with the next synced batch, or are
+   * written without fsync once MAX_DEFERRED_OPS have gathered. Either way they reach disk in
+   * order with everything else (one LevelDB log). */
   async sync(durable = true): Promise<void> {
     if (this.pending.length === 0) return;
+    // Nothing a promise depends on: leave it for the next synced batch (its loss in a crash is
+    // harmless, see above), unless enough has gathered to be worth writing on its own.
+    if (!durable && this.pending.length < MAX_DEFERRED_OPS) return;
     const ops = this.pending;
     this.pending = [];
     this.pendingBytes = 0;

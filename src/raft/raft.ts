@@ -52,6 +52,8 @@ export class Raft {
   quiesced = false;
   /** Proposals were appended since the last broadcast; appends go out at the next flush. */
   private needBroadcast = false;
+  /** Lazy commit notice: the commit index advanced since the last broadcast to followers. */
+  private commitUntold = false;
 
   private readonly cfg: ResolvedConfig;
   private votes = new Map<NodeId, boolean>();
@@ -141,6 +143,8 @@ export class Raft {
       }
       if (this.leadTransferee !== NONE) this.leadTransferee = NONE; // transfer timed out
     }
+    // Lazy commit notice: nothing carried it within this tick, so send it on its own.
+    if (this.commitUntold) this.bcastAppend();
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat(false);
@@ -178,7 +182,7 @@ export class Raft {
   /** Nothing to replicate, commit, apply, read or transfer, and every follower knows it. */
   private isIdle(): boolean {
     const last = this.log.lastIndex();
-    if (this.leadTransferee !== NONE || this.reads.size() > 0 || this.needBroadcast) return false;
+    if (this.leadTransferee !== NONE || this.reads.size() > 0 || this.needBroadcast || this.commitUntold) return false;
     if (this.log.committed !== last || this.log.applied !== last) return false;
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
@@ -292,6 +296,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTimeout = this.cfg.electionTicks + this.cfg.rng.intn(this.cfg.electionTicks);
     this.leadTransferee = NONE;
+    this.commitUntold = false;
     this.votes.clear();
     this.reads.clear();
     this.quiesced = false;
@@ -668,7 +673,7 @@ export class Raft {
       default:
         assertNever(pr.state);
     }
-    if (this.maybeCommit()) this.bcastAppend();
+    if (this.maybeCommit()) this.noticeCommit();
     else if (wasPaused) this.sendAppend(m.from);
     // Pipelining: keep the window full while there is anything to send.
     while (this.maybeSendAppend(m.from, false)) {
@@ -793,9 +798,16 @@ export class Raft {
     return this.needBroadcast;
   }
 
+  /** The commit index advanced: tell the followers now, or with the next append (lazy). */
+  private noticeCommit(): void {
+    if (this.cfg.commitNotice === 'lazy') this.commitUntold = true;
+    else this.bcastAppend();
+  }
+
   /** Sends to every follower; one in Replicate state gets as many appends as its window allows
-   * (pipelining), one in Probe state a single one. */
+   * (pipelining), one in Probe state a single one. Every append carries the commit index. */
   private bcastAppend(): void {
+    this.commitUntold = false;
     for (const id of this.progress.keys()) {
       if (id === this.id) continue;
       this.sendAppend(id);

@@ -34,7 +34,7 @@ const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, b
 /** Encodes `obj` as the message `type`; throws InvalidMessageError if it does not fit. */
 export function encode<T>(type: MessageName, obj: T): Buffer {
   const p = plan(type)
-  check(p, obj, `${PACKAGE}.${type}`)
+  check(p, obj, () => `${PACKAGE}.${type}`)
   return p.type.encode(p.type.fromObject(obj as { [k: string]: unknown })).finish() as Buffer
 }
 
@@ -48,7 +48,7 @@ export function decode<T>(type: MessageName, buf: Buffer | Uint8Array): T {
   } catch (err) {
     throw new MalformedMessageError(`malformed ${PACKAGE}.${type}: ${(err as Error).message}`)
   }
-  fixDecoded(p, obj, `${PACKAGE}.${type}`)
+  fixDecoded(p, obj, () => `${PACKAGE}.${type}`)
   return obj as T
 }
 
@@ -88,9 +88,13 @@ const INT_RANGES: Record<string, [number, number]> = {
 }
 
 const plans = new Map<string, Plan>()
+/** Plans by short name: a protobufjs lookup walks the namespace tree on every call. */
+const byName = new Map<string, Plan>()
 
 function plan(name: string): Plan {
-  return planOf(messageType(name))
+  let p = byName.get(name)
+  if (!p) byName.set(name, (p = planOf(messageType(name))))
+  return p
 }
 
 function planOf(type: protobuf.Type): Plan {
@@ -117,41 +121,48 @@ function invalid(where: string, what: string): never {
   throw new InvalidMessageError(`cannot encode ${where}: ${what}`)
 }
 
-function check(p: Plan, obj: unknown, where: string): void {
-  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) invalid(where, 'expected an object')
+// Paths for error messages are built only when there is an error (`where` is a function):
+// building them for every field of every message was a large share of the codec's time.
+type Where = () => string
+
+function check(p: Plan, obj: unknown, where: string | Where): void {
+  const w: Where = typeof where === 'string' ? () => where : where
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) invalid(w(), 'expected an object')
   const o = obj as Record<string, unknown>
   for (const f of p.fields) {
     const v = o[f.name]
     if (v === undefined || v === null) continue
-    const at = `${where}.${f.name}`
+    if (f.kind === 'other' && !f.repeated && !f.map) continue
+    const at = () => `${w()}.${f.name}`
     if (f.repeated) {
-      if (!Array.isArray(v)) invalid(at, 'expected an array')
-      v.forEach((e, i) => checkValue(f, e, `${at}[${i}]`))
+      if (!Array.isArray(v)) invalid(at(), 'expected an array')
+      if (f.kind === 'other') continue
+      for (let i = 0; i < v.length; i++) checkValue(f, v[i], () => `${at()}[${i}]`)
     } else if (f.map) {
-      if (typeof v !== 'object') invalid(at, 'expected an object (map)')
-      for (const [k, e] of Object.entries(v as object)) checkValue(f, e, `${at}[${JSON.stringify(k)}]`)
+      if (typeof v !== 'object') invalid(at(), 'expected an object (map)')
+      for (const [k, e] of Object.entries(v as object)) checkValue(f, e, () => `${at()}[${JSON.stringify(k)}]`)
     } else checkValue(f, v, at)
   }
   for (const oneof of p.oneofs) {
     const set = oneof.members.filter((m) => o[m] !== undefined && o[m] !== null)
-    if (set.length > 1) invalid(`${where}.${oneof.name}`, `more than one member set (${set.join(', ')})`)
+    if (set.length > 1) invalid(`${w()}.${oneof.name}`, `more than one member set (${set.join(', ')})`)
     const tag = o[oneof.name]
-    if (tag !== undefined && tag !== null && tag !== set[0]) invalid(`${where}.${oneof.name}`, `discriminator says ${String(tag)} but ${set[0] ?? 'no member'} is set`)
+    if (tag !== undefined && tag !== null && tag !== set[0]) invalid(`${w()}.${oneof.name}`, `discriminator says ${String(tag)} but ${set[0] ?? 'no member'} is set`)
   }
 }
 
-function checkValue(f: FieldPlan, v: unknown, at: string): void {
+function checkValue(f: FieldPlan, v: unknown, at: Where): void {
   switch (f.kind) {
     case 'int':
-      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(at, `expected a safe integer, got ${String(v)}`)
-      if (v < f.min || v > f.max) invalid(at, `${v} is out of range [${f.min}, ${f.max}]`)
+      if (typeof v !== 'number' || !Number.isSafeInteger(v)) invalid(at(), `expected a safe integer, got ${String(v)}`)
+      if (v < f.min || v > f.max) invalid(at(), `${v} is out of range [${f.min}, ${f.max}]`)
       return
     case 'enum':
       if (typeof v === 'string' && f.enumType!.values[v] !== undefined) return
       if (typeof v === 'number' && Number.isInteger(v)) return
-      return invalid(at, `unknown ${f.enumType!.name} value ${String(v)}`)
+      return invalid(at(), `unknown ${f.enumType!.name} value ${String(v)}`)
     case 'bytes':
-      if (!(v instanceof Uint8Array)) invalid(at, 'expected a Buffer')
+      if (!(v instanceof Uint8Array)) invalid(at(), 'expected a Buffer')
       return
     case 'message':
       return check(f.message!, v, at)
@@ -164,7 +175,8 @@ function checkValue(f: FieldPlan, v: unknown, at: string): void {
 
 // toObject writes null for an unset nested message; the TS shapes say "absent", so delete it.
 // An enum number this build does not know (a newer peer) reads as the enum's zero value.
-function fixDecoded(p: Plan, o: Record<string, unknown>, where: string): void {
+function fixDecoded(p: Plan, o: Record<string, unknown>, where: string | Where): void {
+  const w: Where = typeof where === 'string' ? () => where : where
   for (const f of p.fields) {
     if (f.kind === 'other' || f.kind === 'bytes') continue
     const v = o[f.name]
@@ -173,7 +185,7 @@ function fixDecoded(p: Plan, o: Record<string, unknown>, where: string): void {
       delete o[f.name]
       continue
     }
-    const at = `${where}.${f.name}`
+    const at = () => `${w()}.${f.name}`
     if (f.repeated) {
       const arr = v as unknown[]
       for (let i = 0; i < arr.length; i++) arr[i] = fixValue(f, arr[i], at)
@@ -184,10 +196,10 @@ function fixDecoded(p: Plan, o: Record<string, unknown>, where: string): void {
   }
 }
 
-function fixValue(f: FieldPlan, v: unknown, at: string): unknown {
+function fixValue(f: FieldPlan, v: unknown, at: Where): unknown {
   switch (f.kind) {
     case 'int':
-      if (typeof v === 'number' && (v > f.max || v < f.min)) throw new MalformedMessageError(`malformed ${at}: ${v} is out of range: a 64-bit integer above 2^53 - 1 has no exact JS number`)
+      if (typeof v === 'number' && (v > f.max || v < f.min)) throw new MalformedMessageError(`malformed ${at()}: ${v} is out of range: a 64-bit integer above 2^53 - 1 has no exact JS number`)
       return v
     case 'enum':
       return typeof v === 'number' ? f.enumType!.valuesById[0] : v

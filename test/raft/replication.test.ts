@@ -109,3 +109,28 @@ test('raft: the host batches the messages of many groups into one frame per peer
   assert.deepEqual([...frames.keys()].sort(), [2, 3]);
   assert.deepEqual(frames.get(2)?.map((gm) => gm.group), [1, 2, 3], 'one frame to node 2 carries all three groups');
 });
+
+test('raft: a lazy commit notice rides on the next append, or goes out alone at the next tick', () => {
+  const c = new Cluster([1, 2, 3], { commitNotice: 'lazy', heartbeatTicks: 5 });
+  c.elect(1);
+  c.get(1).sent = [];
+  c.propose(1, 'a');
+  assert.deepEqual(c.texts(1), ['a'], 'the leader commits and applies on the acknowledgements');
+  assert.deepEqual(c.texts(2), [], 'followers have not been told yet');
+  assert.equal(appendsTo(c.get(1).sent, 2).length, 1, 'one append per follower for the commit, not two');
+  // The next proposal's append carries the earlier commit.
+  c.propose(1, 'b');
+  assert.deepEqual(c.texts(2), ['a']);
+  assert.equal(appendsTo(c.get(1).sent, 2).length, 2);
+  // Nothing else to send: the next tick tells the followers on its own (before any heartbeat).
+  c.tick(1);
+  c.stabilize();
+  for (const id of [2, 3]) assert.deepEqual(c.texts(id), ['a', 'b']);
+});
+
+test('raft: an immediate commit notice tells followers as soon as the commit index moves', () => {
+  const c = new Cluster([1, 2, 3], { commitNotice: 'immediate', heartbeatTicks: 5 });
+  c.elect(1);
+  c.propose(1, 'a');
+  for (const id of [1, 2, 3]) assert.deepEqual(c.texts(id), ['a']);
+});

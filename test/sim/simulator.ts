@@ -114,6 +114,8 @@ class Simulation {
         maxInflightMsgs: 1 + r.intn(8),
         maxSizePerMsgBytes: 64 + r.intn(512),
         snapshotChunkBytes: 16 + r.intn(256),
+        // From the seed's parity, not the generator: earlier seeds keep their scenarios.
+        commitNotice: this.seed % 2 === 0 ? 'lazy' : 'immediate',
         plantedBug: opts.plantedBug,
         ...opts.raft,
       },
@@ -146,7 +148,7 @@ class Simulation {
     const c = this.hostCfg;
     return (
       `seed=${this.seed} nodes=${this.size} faultTicks=${this.faultTicks} preVote=${c.raft.preVote} ` +
-      `checkQuorum=${c.raft.checkQuorum} readOnly=${c.raft.readOnly} quiesce=${c.raft.quiesceAfterTicks} ` +
+      `checkQuorum=${c.raft.checkQuorum} readOnly=${c.raft.readOnly} quiesce=${c.raft.quiesceAfterTicks} commitNotice=${c.raft.commitNotice} ` +
       `heartbeat=${c.raft.heartbeatTicks} inflight=${c.raft.maxInflightMsgs} snapEvery=${c.snapshotEveryEntries} ` +
       `syncDelay=${c.maxSyncDelayTicks} drop=${this.faults.dropRate.toFixed(3)} dup=${this.faults.duplicateRate.toFixed(3)} ` +
       `delay<=${this.faults.maxDelayTicks} crash=${this.rates.crash.toFixed(4)}`

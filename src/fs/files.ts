@@ -13,6 +13,9 @@ import { Timespec } from './types'
 
 /** Dirty blocks per file before a write waits for them to be committed (8 MiB). */
 export const MAX_DIRTY_BLOCKS_PER_FILE = (8 * 1024 * 1024) / BLOCK_SIZE
+/** Dirty blocks at which a write starts committing them in the background (2 MiB): large
+ * commits, overlapped with the writer filling the next batch. */
+export const FLUSH_BEHIND_BLOCKS = (2 * 1024 * 1024) / BLOCK_SIZE
 /** Committed block images kept per open file to serve rewrites without a read (4 MiB). */
 export const MAX_CLEAN_BLOCKS_PER_FILE = (4 * 1024 * 1024) / BLOCK_SIZE
 

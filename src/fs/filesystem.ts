@@ -7,7 +7,7 @@
 import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
-import { Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
+import { FLUSH_BEHIND_BLOCKS, Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
 import { Node, getDirSelf, inGroup, killSuid, locate, lookupEntry, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
 import {
   Attrs,
@@ -751,6 +751,12 @@ export class FileSystem {
     const n = await writeData(this.store, f, buf, len, offset, this.clock.now())
     if (ctx.uid !== 0) f.killSuid = true
     if (f.dirty.size >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.store, f)
+    else if (f.dirty.size >= FLUSH_BEHIND_BLOCKS && !f.flushing) {
+      // Write-behind: commit what is buffered while the writer goes on filling the next
+      // batch. A failure puts the blocks back (flushFile), so the next flush, fsync or close
+      // retries them and reports the error there.
+      flushFile(this.store, f).catch((err) => this.log.debug({ ino: f.ino, err }, 'write-behind flush failed; retried at the next flush'))
+    }
     return n
   }
 

@@ -76,7 +76,7 @@ export class MasterState implements GroupStateMachine {
   private applyCommand(e: Entry): MasterResult {
     let c: MasterCommand
     try {
-      c = decode<MasterCommand>('MasterCommand', Buffer.from(e.data))
+      c = decode<MasterCommand>('MasterCommand', e.data)
     } catch (err) {
       return { ok: false, message: `undecodable master command at ${e.index}: ${(err as Error).message}` }
     }

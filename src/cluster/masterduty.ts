@@ -6,6 +6,8 @@
 // leader, retried on the next heartbeat when it fails: a new leader simply carries on.
 import { ConfChangeType } from '../raft'
 import {
+  addressProblem,
+  TOKEN_RULE,
   ErrorCode,
   newerEpoch,
   rpcError,
@@ -408,7 +410,7 @@ export class MasterDuties {
     if (!this.isLeader || !n.master?.state.clusterId) return { ...this.notLeader(), clusterId: '', nodeId: 0 }
     const m = n.master
     if (req.clusterId && req.clusterId !== m.state.clusterId) return { error: rpcError(ErrorCode.CLUSTER_MISMATCH, `this is cluster ${m.state.clusterId}`), clusterId: '', nodeId: 0 }
-    const bad = addressProblem(req.address) ?? (/^[\x21-\x7e]{8,128}$/.test(req.joinToken) ? null : 'a join token is 8 to 128 printable ASCII characters')
+    const bad = addressProblem(req.address) ?? (TOKEN_RULE.test(req.joinToken) ? null : 'a join token is 8 to 128 printable ASCII characters')
     if (bad) return { error: rpcError(ErrorCode.INVALID, `join refused: ${bad}`), clusterId: '', nodeId: 0 }
     try {
       if (req.nodeId) {
@@ -459,9 +461,3 @@ export class MasterDuties {
   }
 }
 
-/** Why `address` cannot be a node's address (host:port, at most 255 bytes); null when it can. */
-function addressProblem(address: string): string | null {
-  const m = /^([A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(address)
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return `"${address.slice(0, 64)}" is not a host:port address`
-  return null
-}

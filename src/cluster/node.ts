@@ -429,6 +429,7 @@ export class ClusterNode {
     await this.host.close()
     await this.server.close().catch(() => undefined)
     this.clients.close()
+    for (const r of this.regions.values()) await r.landed().catch(() => undefined)
     await this.store.sync().catch(() => undefined)
     await this.db.close().catch(() => undefined)
   }

@@ -99,6 +99,10 @@ export class RegionReplica implements GroupStateMachine {
   sizeBytes = 0
   /** An applied membership change removed this node: the replica should go. */
   removedSelf = false
+  /** The LevelDB write of the last applied batch, while it is in flight. applyEntries answers
+   * before its write lands (the Raft log already holds the entries durably); everything that
+   * reads the store waits for it first, so no read can miss an applied write. */
+  private landing: Promise<void> | null = null
 
   constructor(private readonly db: Db, region: RegionDescriptor, applied: number, private readonly selfId = 0) {
     this.region = region
@@ -109,7 +113,13 @@ export class RegionReplica implements GroupStateMachine {
     return this.region.id
   }
 
+  /** Resolves once every applied batch is in the store; rejects if writing one failed. */
+  async landed(): Promise<void> {
+    while (this.landing) await this.landing
+  }
+
   async get(key: Buffer): Promise<VersionedValue | undefined> {
+    if (this.landing) await this.landed()
     // Synchronous: a point read from LevelDB's caches is cheaper than the thread-pool round
     // trip of the async get (two cross-thread wake-ups per read).
     const raw = this.db.getSync(dataKey(key))
@@ -117,6 +127,7 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
+    if (this.landing) await this.landed()
     const out: { key: Buffer; value: Buffer; version: number }[] = []
     const max = limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES
     const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
@@ -128,6 +139,8 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }): Promise<unknown[]> {
+    // Validation reads the store: the previous batch must be in it.
+    if (this.landing) await this.landed()
     const results: unknown[] = []
     const ops: Op[] = []
     // Writes of this batch not yet in the store: later entries must see them.
@@ -153,14 +166,20 @@ export class RegionReplica implements GroupStateMachine {
     const last = entries[entries.length - 1]
     if (last) this.appliedIndex = Math.max(this.appliedIndex, last.index)
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
-    await rawBatch(this.db, ops, false)
+    // Answer now; the write lands in the background (one thread-pool round trip less on every
+    // commit's path). A failed write fails every later read and apply: the host then stops.
+    const landing: Promise<void> = rawBatch(this.db, ops, false).then(() => {
+      if (this.landing === landing) this.landing = null
+    })
+    landing.catch(() => undefined) // observed by whoever awaits landed()
+    this.landing = landing
     return results
   }
 
   private async applyCommand(e: Entry, overlay: Map<string, Buffer | null>, ops: Op[]): Promise<ApplyResult> {
     let cmd
     try {
-      cmd = decode<{ epoch?: { confVer: number; version: number }; cmd?: string; commit?: CommitOp }>('RegionCommand', Buffer.from(e.data))
+      cmd = decode<{ epoch?: { confVer: number; version: number }; cmd?: string; commit?: CommitOp }>('RegionCommand', e.data)
     } catch (err) {
       return { ok: false, code: ErrorCode.INVALID, message: `undecodable command at ${e.index}: ${(err as Error).message}` }
     }
@@ -243,6 +262,7 @@ export class RegionReplica implements GroupStateMachine {
 
   /** Image: magic, descriptor, applied index, then every key with its version and value. */
   async snapshotData(): Promise<Uint8Array> {
+    await this.landed()
     const parts: Buffer[] = []
     const desc = encode('RegionDescriptor', this.region)
     const head = Buffer.alloc(4 + 4 + 8)
@@ -263,6 +283,7 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async restore(snap: Snapshot): Promise<void> {
+    await this.landed()
     const buf = Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength)
     if (buf.length === 0) return this.restoreEmpty(snap) // a group's bootstrap snapshot
     if (buf.length < 20 || buf.toString('latin1', 0, 4) !== 'PRS1' || buf.readUInt32BE(buf.length - 4) !== crc32c(buf.subarray(0, buf.length - 4))) {
@@ -293,6 +314,7 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   private async restoreEmpty(snap: Snapshot): Promise<void> {
+    await this.landed()
     const ops: Op[] = []
     for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
     const version = this.region.epoch?.version ?? 1
@@ -305,6 +327,7 @@ export class RegionReplica implements GroupStateMachine {
 
   /** Removes the replica's data and leaves a tombstone (the replica was removed from the group). */
   async destroy(): Promise<void> {
+    await this.landed()
     const ops: Op[] = []
     for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'tombstone', applied: this.appliedIndex, region: this.region }) })

@@ -19,6 +19,9 @@ export const FLUSH_BEHIND_BLOCKS = (2 * 1024 * 1024) / BLOCK_SIZE
 /** Committed block images kept per open file to serve rewrites without a read (4 MiB). */
 export const MAX_CLEAN_BLOCKS_PER_FILE = (4 * 1024 * 1024) / BLOCK_SIZE
 
+/** The extended attribute the kernel reads before every write. */
+export const CAPS_XATTR = 'security.capability'
+
 /** Where an open file's attributes live: its single dentry, or its INODE record. */
 export type Loc = { parent: number; name: Buffer } | null
 
@@ -37,6 +40,10 @@ export class OpenFile {
   mtime: Timespec | null = null
   /** Set-ID bits must be cleared at the next commit (written by a non-root caller). */
   killSuid = false
+  /** The file's security.capability as of its last load or commit (null: none; undefined:
+   * not known). The kernel asks for it before every write (to drop it on a write); this
+   * answers from the open file instead of a lookup in the store (docs/posix.md). */
+  caps: Buffer | null | undefined = undefined
 
   constructor(
     readonly ino: number,
@@ -169,6 +176,7 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
   f.inflight = blocks
   f.mtime = null
   f.killSuid = false
+  let caps: Buffer | null | undefined
   const commit = kv.txn(async (tx) => {
     const node = await loadFileNode(tx, f)
     for (const [b, image] of blocks) {
@@ -179,10 +187,12 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
     if (mtime) touch(node.attrs, mtime, true, true)
     if (kill) killSuid(node.attrs)
     storeAttrs(tx, node)
+    caps = node.attrs.xattrs.get(CAPS_XATTR) ?? null
   }, { sync })
   f.flushing = commit
   try {
     await commit
+    f.caps = caps
     // Keep the committed images: the next small write to the same block (a database page)
     // then needs no read, no checksum check and no copy of the old block.
     for (const [b, image] of blocks) f.rememberClean(b, image)

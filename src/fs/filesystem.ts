@@ -7,7 +7,7 @@
 import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
-import { FLUSH_BEHIND_BLOCKS, Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
+import { CAPS_XATTR, FLUSH_BEHIND_BLOCKS, Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
 import { Node, getDirSelf, inGroup, killSuid, locate, lookupEntry, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
 import {
   Attrs,
@@ -62,6 +62,9 @@ export class FileSystem {
   private readonly dirCache = new Map<string, number>()
   private readonly open = new Map<number, OpenFile>() // ino -> open file
   private readonly handles = new Map<number, Handle>()
+  /** Paths this mount opened files at -> the open file, while no rename or unlink through
+   * this mount touched the path (only used to answer security.capability; see getxattr). */
+  private readonly openPaths = new Map<string, OpenFile>()
   /** libfuse's ".fuse_hidden" names of unlinked-but-open files -> ino (see hide()). */
   private readonly hidden = new Map<string, number>()
   private nextFh = 1
@@ -317,12 +320,15 @@ export class FileSystem {
   /** Runs `change` on the node at path in a transaction and stores the result. */
   private async setattr(path: string, change: (node: Node) => void | Promise<void>): Promise<void> {
     await this.flushOpen(path)
-    await this.txn(async (tx, w) => {
-      const node = await this.node(tx, path)
-      await change(node)
-      storeAttrs(tx, node)
-      if (!this.hidden.has(path)) w.byPath.set(path, toStat(node.ino, node.attrs))
+    const node = await this.txn(async (tx, w) => {
+      const n = await this.node(tx, path)
+      await change(n)
+      storeAttrs(tx, n)
+      if (!this.hidden.has(path)) w.byPath.set(path, toStat(n.ino, n.attrs))
+      return n
     })
+    const f = this.openPaths.get(path)
+    if (f && f.ino === node.ino) f.caps = node.attrs.xattrs.get(CAPS_XATTR) ?? null
   }
 
   /** Commits buffered writes of the file at path first, so attribute changes apply after them. */
@@ -565,6 +571,7 @@ export class FileSystem {
   }
 
   async unlink(ctx: Ctx, path: string): Promise<void> {
+    this.forgetOpenPaths(path)
     if (this.hidden.delete(path)) return
     await this.removeName(path, 'EISDIR')
   }
@@ -605,6 +612,8 @@ export class FileSystem {
 
   async rename(ctx: Ctx, from: string, to: string): Promise<void> {
     if (from === to) return
+    this.forgetOpenPaths(from)
+    this.forgetOpenPaths(to)
     if (HIDDEN_NAME.test(to)) return this.hide(ctx, from, to)
     if (to.startsWith(from + '/')) fail('EINVAL', 'cannot move a directory into itself')
     if (from === '/' || to === '/') fail('EBUSY')
@@ -730,14 +739,32 @@ export class FileSystem {
 
   async create(ctx: Ctx, path: string, mode: number, flags: number): Promise<number> {
     const { ino, node } = await this.makeEntry(ctx, path, S.IFREG | (mode & 0o7777))
-    return this.addHandle(ino, { parent: node.parent, name: node.name }, 0, flags)
+    const fh = this.addHandle(ino, { parent: node.parent, name: node.name }, 0, flags)
+    this.noteOpenPath(path, this.handle(fh).file, node.attrs.xattrs.get(CAPS_XATTR) ?? null)
+    return fh
   }
 
   async openFile(ctx: Ctx, path: string, flags: number): Promise<number> {
     const node = await this.node(this.store, path)
     if (isDir(node.attrs.mode)) fail('EISDIR')
     const loc: Loc = node.where === 'dentry' ? { parent: node.parent, name: node.name } : null
-    return this.addHandle(node.ino, loc, node.attrs.size, flags)
+    const fh = this.addHandle(node.ino, loc, node.attrs.size, flags)
+    this.noteOpenPath(path, this.handle(fh).file, node.attrs.xattrs.get(CAPS_XATTR) ?? null)
+    return fh
+  }
+
+  private noteOpenPath(path: string, f: OpenFile, caps: Buffer | null): void {
+    if (HIDDEN_NAME.test(path)) return
+    f.caps = caps
+    this.openPaths.set(path, f)
+  }
+
+  /** A rename or unlink through this mount changes what `path` (and what is under it) names. */
+  private forgetOpenPaths(path: string): void {
+    if (this.openPaths.size === 0) return
+    this.openPaths.delete(path)
+    const prefix = path + '/'
+    for (const p of this.openPaths.keys()) if (p.startsWith(prefix)) this.openPaths.delete(p)
   }
 
   async read(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
@@ -781,7 +808,10 @@ export class FileSystem {
     try {
       await flushFile(this.store, f)
     } finally {
-      if (f.refs === 0) this.open.delete(f.ino)
+      if (f.refs === 0) {
+        this.open.delete(f.ino)
+        for (const [p, o] of this.openPaths) if (o === f) this.openPaths.delete(p)
+      }
     }
     if (f.unlinked) {
       await this.store.txn(async (tx) => {
@@ -852,6 +882,14 @@ export class FileSystem {
 
   async getxattr(ctx: Ctx, path: string, name: string): Promise<Buffer> {
     if (!/^(user|trusted|security)\./.test(name)) fail('ENODATA')
+    if (name === CAPS_XATTR) {
+      // Asked by the kernel before every write: answer for a file open here from what its
+      // open and its last commit saw (changes made through other mounts show after the next
+      // flush, as file data does: close-to-open).
+      const caps = this.openPaths.get(path)?.caps
+      if (caps === null) fail('ENODATA')
+      if (caps) return Buffer.from(caps)
+    }
     const node = await this.node(this.store, path)
     const v = node.attrs.xattrs.get(name)
     if (!v) fail('ENODATA')

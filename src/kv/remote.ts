@@ -29,9 +29,11 @@ const SUSPECT_MS = 3_000
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Bounds of the transactions' read cache (see ReadCache). */
+/** Bounds of the transactions' read cache (see ReadCache): metadata records are small; file
+ * data blocks (16 KiB) are not kept, or a sequential write would fill it with them. */
 const READ_CACHE_ENTRIES = 16_384
-const READ_CACHE_VALUE_BYTES = 64 * 1024
+const READ_CACHE_BYTES = 16 * 1024 * 1024
+const READ_CACHE_VALUE_BYTES = 4 * 1024
 
 /**
  * What this client last knew of a key: its value (undefined = absent) and version (the Raft
@@ -43,6 +45,7 @@ const READ_CACHE_VALUE_BYTES = 64 * 1024
  */
 class ReadCache {
   private readonly map = new Map<string, { value: Buffer | undefined; version: number }>()
+  private bytes = 0
 
   get(k: string): { value: Buffer | undefined; version: number } | undefined {
     const e = this.map.get(k)
@@ -54,14 +57,18 @@ class ReadCache {
   }
 
   set(k: string, value: Buffer | undefined, version: number): void {
-    this.map.delete(k)
+    this.drop(k)
     if (value && value.length > READ_CACHE_VALUE_BYTES) return
     this.map.set(k, { value, version })
-    if (this.map.size > READ_CACHE_ENTRIES) this.map.delete(this.map.keys().next().value as string)
+    this.bytes += k.length + (value?.length ?? 0)
+    while (this.map.size > READ_CACHE_ENTRIES || this.bytes > READ_CACHE_BYTES) this.drop(this.map.keys().next().value as string)
   }
 
   drop(k: string): void {
+    const e = this.map.get(k)
+    if (!e) return
     this.map.delete(k)
+    this.bytes -= k.length + (e.value?.length ?? 0)
   }
 }
 
@@ -302,7 +309,16 @@ export class ClusterKV implements KV {
       if (this.closed) throw new KvError('CLOSED', 'store is closed')
       // The first attempt may read from the cache; a re-run after a conflict reads afresh.
       const tx = new ClusterTxn(this, attempt === 1)
-      const result = await fn(tx)
+      let result: T
+      try {
+        result = await fn(tx)
+      } catch (err) {
+        // An error decided on cached reads (EEXIST, ENOENT, "volume in use") is no answer: they
+        // were never validated. Decide again on fresh reads.
+        if (!tx.usedCache) throw err
+        tx.forgetReads()
+        continue
+      }
       try {
         await tx.commit()
         return result
@@ -387,6 +403,12 @@ class ClusterTxn implements Txn {
     return v?.value
   }
 
+  /** Whether any read of this transaction came from the cache (unvalidated until commit). */
+  get usedCache(): boolean {
+    for (const r of this.reads.values()) if (r.cached) return true
+    return false
+  }
+
   /** After a conflict: what this transaction read may be stale, so the cache forgets it. */
   forgetReads(): void {
     for (const k of this.reads.keys()) this.kv.cache.drop(k)
@@ -415,11 +437,12 @@ class ClusterTxn implements Txn {
     if (value.length > LIMITS.valueBytes) throw new KvError('TOO_LARGE', `value of ${value.length} bytes`)
     this.writeBytes += key.length + value.length
     if (this.writeBytes > LIMITS.txnWriteBytes) throw new KvError('TOO_LARGE', 'transaction too large')
-    this.writes.set(key.toString('latin1'), { key: Buffer.from(key), value: Buffer.from(value) })
+    // Kept, not copied (the Txn contract, types.ts): a block write passes through here.
+    this.writes.set(key.toString('latin1'), { key, value })
   }
 
   del(key: Buffer): void {
-    this.writes.set(key.toString('latin1'), { key: Buffer.from(key), value: null })
+    this.writes.set(key.toString('latin1'), { key, value: null })
   }
 
   async commit(): Promise<void> {

@@ -14,7 +14,8 @@ export interface Range {
   readonly limit?: number
 }
 
-/** Reads see the transaction's own writes; writes are buffered until commit. */
+/** Reads see the transaction's own writes; writes are buffered until commit. put and del keep
+ * the key and value Buffers they are given (no copy): the caller must not change them after. */
 export interface Txn {
   get(key: Buffer): Promise<Buffer | undefined>
   scan(range: Range): Promise<Entry[]>

@@ -38,6 +38,7 @@ export {
 export type { CallOptions, RpcClientsOptions, WaypointClient, MasterClient, AdminClient, KvClient, KvUnaryClient, RaftClient } from './client'
 export { SECRET_HEADER } from './services'
 export { keyInRegion, newerEpoch } from './regions'
+export { addressProblem, TOKEN_RULE } from './messages'
 export { protoDir } from './schema'
 export type {
   MessageTypes,

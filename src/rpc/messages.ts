@@ -487,3 +487,14 @@ export interface MessageTypes {
 
 /** A message's short name in package polyfs.v1 ('KvRequest'; 'Error' is RpcErrorInfo). */
 export type MessageName = keyof MessageTypes
+
+/** Why `address` cannot be a node's address (host:port, at most 255 bytes); null when it can.
+ * The master refuses such a Join or Heartbeat, a waypoint such a SetMaster or Claim. */
+export function addressProblem(address: string): string | null {
+  const m = /^([A-Za-z0-9._\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):(\d{1,5})$/.exec(address)
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) return `"${address.slice(0, 64)}" is not a host:port address`
+  return null
+}
+
+/** Join tokens and bootstrap claimants: 8 to 128 printable ASCII characters. */
+export const TOKEN_RULE = /^[\x21-\x7e]{8,128}$/

@@ -2,7 +2,7 @@
 // the tests drive it with a hand-moved clock. Memory only: a restarted waypoint knows nothing,
 // which is why it grants no claim during its first holdMs (the master leader re-registers
 // every second; holdMs gives it time to, before anyone may bootstrap a second cluster).
-import { ErrorCode, RpcError, rpcError } from '../rpc'
+import { ErrorCode, RpcError, addressProblem, rpcError, TOKEN_RULE } from '../rpc'
 import type { ClaimRequest, ClaimResponse, GetMasterResponse, NodeAddr, SetMasterRequest, SetMasterResponse } from '../rpc'
 
 /** A claim's lifetime is clamped to [MIN, MAX]; 0 asks for the default. */
@@ -61,6 +61,8 @@ export class WaypointRules {
   setMaster(req: SetMasterRequest, nowMs: number): SetMasterResponse {
     if (!req.clusterId) return { error: rpcError(ErrorCode.INVALID, 'SetMaster without a cluster id') }
     if (!req.leader || !req.leader.nodeId || !req.leader.address) return { error: rpcError(ErrorCode.INVALID, 'SetMaster without a leader (node id and address)') }
+    const bad = addressProblem(req.leader.address)
+    if (bad) return { error: rpcError(ErrorCode.INVALID, `SetMaster refused: ${bad}`) }
     const cur = this.current(nowMs)
     if (cur && cur.clusterId !== req.clusterId) {
       return { error: rpcError(ErrorCode.CLUSTER_MISMATCH, `this waypoint serves cluster ${cur.clusterId}, not ${req.clusterId}`, { leader: cur.leader }) }
@@ -86,7 +88,9 @@ export class WaypointRules {
 
   /** The bootstrap claim (docs/protocol.md, "Waypoints"). */
   claim(req: ClaimRequest, nowMs: number): ClaimResponse {
-    if (!req.claimant) throw new RpcError('INVALID_ARGUMENT', 'Claim without a claimant')
+    if (!TOKEN_RULE.test(req.claimant)) throw new RpcError('INVALID_ARGUMENT', 'a claimant is 8 to 128 printable ASCII characters')
+    const bad = req.release ? null : addressProblem(req.address)
+    if (bad) throw new RpcError('INVALID_ARGUMENT', `Claim refused: ${bad}`)
     const masterKnown = this.current(nowMs) !== null
     let held = this.claimHeld && this.claimHeld.untilMs > nowMs ? this.claimHeld : null
     if (req.release) {

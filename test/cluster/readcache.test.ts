@@ -47,11 +47,27 @@ test('cluster: a transaction on a stale cached read conflicts, re-reads and neve
   const seen = await a.txn(async (tx) => (await tx.get(KEY))?.readUInt32BE(0))
   assert.equal(seen, 6)
 
+  // An error decided on a stale cached read is decided again on a fresh one (as EEXIST from a
+  // stale "exists" must not reach a caller).
+  const refuseOdd = () => a.txn(async (tx) => {
+    const v = (await tx.get(KEY))?.readUInt32BE(0) ?? 0
+    if (v % 2 === 1) throw new Error(`odd: ${v}`)
+    const b = Buffer.alloc(4)
+    b.writeUInt32BE(v + 2, 0)
+    tx.put(KEY, b)
+    return v + 2
+  })
+  assert.equal(await increment(a), 7, 'A caches an odd value')
+  assert.equal(await increment(b), 8)
+  assert.equal(await refuseOdd(), 10, 'A decided on the fresh value 8, not its cached 7')
+  assert.equal(await increment(b), 11)
+  await assert.rejects(refuseOdd(), /odd: 11/, 'a fresh read that is odd is refused')
+
   // Interleaved increments from both, many rounds: the count is exact.
   const rounds = 40
   await Promise.all([0, 1].map(async (who) => {
     for (let i = 0; i < rounds; i++) await increment(who === 0 ? a : b)
   }))
   const final = (await a.get(KEY))?.readUInt32BE(0)
-  assert.equal(final, 6 + 2 * rounds)
+  assert.equal(final, 11 + 2 * rounds)
 })

@@ -89,3 +89,20 @@ test('region: only a membership change that drops this node marks the replica re
   await r.applyEntries([cc(4)], (e) => confs.get(e.index)!)
   assert.equal(r.removedSelf, true)
 })
+
+test('region: reads and the next validation right after an apply see its writes, though they land in the background', async (t) => {
+  const r = await open(t, 'landing')
+  for (let i = 0; i < 50; i++) {
+    const index = 2 + i
+    // Each commit reads the key at the version the previous one wrote: it only applies if the
+    // previous batch is visible to validation.
+    const reads: [string, number][] = i === 0 ? [] : [['k', index - 1]]
+    const [res] = (await r.applyEntries([commit(index, reads, [['k', `v${i}`]])], conf)) as { ok: boolean }[]
+    assert.equal(res?.ok, true, `commit ${index}`)
+    const got = await r.get(Buffer.from('k'))
+    assert.equal(got?.value.toString(), `v${i}`)
+    assert.equal(got?.version, index)
+    assert.equal((await r.scan(Buffer.alloc(0), Buffer.alloc(0), 0)).length, 1)
+  }
+  await r.landed()
+})

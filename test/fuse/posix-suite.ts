@@ -309,6 +309,38 @@ export function posixSuite(mnt: () => string, o: PosixSuiteOptions): void {
       assert.equal(big.length, 0)
     })
 
+    test('posix: a write drops security.capability, set before the open or while the file is open', () => {
+      // The kernel asks for security.capability before each write and removes it when set;
+      // PolyFS answers that question from the open file (src/fs/filesystem.ts getxattr).
+      const f = p()
+      const out = py(
+        `
+  import os, sys, errno
+  f = sys.argv[1]
+  cap = bytes.fromhex('0100000200040000000000000000000000000000')  # v2, effective, cap_net_bind_service
+  def caps():
+    try: return os.getxattr(f, 'security.capability').hex()
+    except OSError as e: return errno.errorcode[e.errno]
+  open(f, 'wb').close()
+  fd = os.open(f, os.O_WRONLY)
+  os.write(fd, b'a')
+  print(caps())
+  os.setxattr(f, 'security.capability', cap)
+  print(caps() == cap.hex())
+  os.write(fd, b'b')
+  print(caps())
+  os.close(fd)
+  os.setxattr(f, 'security.capability', cap)
+  fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+  os.write(fd, b'c')
+  os.close(fd)
+  print(caps(), open(f, 'rb').read().decode())
+  `,
+        f,
+      )
+      assert.equal(out, 'ENODATA\nTrue\nENODATA\nENODATA abc\n')
+    })
+
     test('posix: fifos, sockets and device nodes', () => {
       const fifo = p('fifo')
       execFileSync('mkfifo', [fifo])

@@ -10,7 +10,9 @@ const EXPIRY_MS = 30_000
 const rules = () => new WaypointRules({ holdMs: HOLD_MS, masterExpiryMs: EXPIRY_MS, startedAtMs: 0 })
 const leader = (nodeId: number) => ({ nodeId, address: `127.0.0.1:${7000 + nodeId}` })
 const set = (clusterId: string, term: number, nodeId = 1): SetMasterRequest => ({ clusterId, leader: leader(nodeId), term, members: [leader(nodeId), leader(9)] })
-const claim = (claimant: string, extra: Partial<ClaimRequest> = {}): ClaimRequest => ({ claimant, address: `${claimant}:1`, ttlMs: 5000, release: false, ...extra })
+/** Claimants are 8 to 128 printable characters: 'a' stands for 'claimant-a'. */
+const id = (c: string): string => (c ? `claimant-${c}` : '')
+const claim = (claimant: string, extra: Partial<ClaimRequest> = {}): ClaimRequest => ({ claimant: id(claimant), address: `host-${claimant || 'x'}:1`, ttlMs: 5000, release: false, ...extra })
 
 test('waypoint rules: nothing registered is known=false; a registration is returned until it expires', () => {
   const w = rules()
@@ -55,6 +57,7 @@ test('waypoint rules: SetMaster without a cluster id or a leader is INVALID', ()
   assert.equal(w.setMaster({ ...set('c1', 1), clusterId: '' }, 0).error?.code, 'INVALID')
   assert.equal(w.setMaster({ clusterId: 'c1', term: 1, members: [] }, 0).error?.code, 'INVALID')
   assert.equal(w.setMaster({ ...set('c1', 1), leader: { nodeId: 0, address: 'x:1' } }, 0).error?.code, 'INVALID')
+  assert.equal(w.setMaster({ ...set('c1', 1), leader: { nodeId: 1, address: 'not an address' } }, 0).error?.code, 'INVALID')
   assert.equal(w.getMaster(0).known, false)
 })
 
@@ -62,16 +65,16 @@ test('waypoint rules: no claim is granted during the hold period after start', (
   const w = rules()
   assert.deepEqual(w.claim(claim('a'), 0), { granted: false, holder: '', masterKnown: false })
   assert.equal(w.claim(claim('a'), HOLD_MS - 1).granted, false)
-  assert.deepEqual(w.claim(claim('a'), HOLD_MS), { granted: true, holder: 'a', masterKnown: false })
+  assert.deepEqual(w.claim(claim('a'), HOLD_MS), { granted: true, holder: id('a'), masterKnown: false })
 })
 
 test('waypoint rules: a claim is exclusive until it expires; its holder may renew it', () => {
   const w = rules()
   const t0 = HOLD_MS
   assert.equal(w.claim(claim('a', { ttlMs: 1000 }), t0).granted, true)
-  assert.deepEqual(w.claim(claim('b'), t0 + 500), { granted: false, holder: 'a', masterKnown: false })
+  assert.deepEqual(w.claim(claim('b'), t0 + 500), { granted: false, holder: id('a'), masterKnown: false })
   assert.equal(w.claim(claim('a', { ttlMs: 1000 }), t0 + 900).granted, true, 'renewal')
-  assert.equal(w.claim(claim('b'), t0 + 1800).holder, 'a', 'the renewal moved the expiry')
+  assert.equal(w.claim(claim('b'), t0 + 1800).holder, id('a'), 'the renewal moved the expiry')
   assert.equal(w.claim(claim('b'), t0 + 1900).granted, true, 'expired: another claimant may take it')
 })
 
@@ -79,7 +82,7 @@ test('waypoint rules: release drops only the claimant own claim', () => {
   const w = rules()
   const t0 = HOLD_MS
   w.claim(claim('a'), t0)
-  assert.deepEqual(w.claim(claim('b', { release: true }), t0 + 1), { granted: false, holder: 'a', masterKnown: false })
+  assert.deepEqual(w.claim(claim('b', { release: true }), t0 + 1), { granted: false, holder: id('a'), masterKnown: false })
   assert.equal(w.claim(claim('b'), t0 + 2).granted, false)
   assert.deepEqual(w.claim(claim('a', { release: true }), t0 + 3), { granted: false, holder: '', masterKnown: false })
   assert.equal(w.claim(claim('b'), t0 + 4).granted, true)
@@ -110,11 +113,15 @@ test('waypoint rules: a claim lives ttlMs clamped to [100 ms, 60 s]; 0 asks for 
   }
 })
 
-test('waypoint rules: a claim without a claimant is refused as INVALID_ARGUMENT', () => {
-  assert.throws(
-    () => rules().claim(claim(''), HOLD_MS),
-    (err: unknown) => err instanceof RpcError && err.code === 'INVALID_ARGUMENT',
-  )
+test('waypoint rules: a claim without a proper claimant or address is refused as INVALID_ARGUMENT', () => {
+  const invalid = (err: unknown) => err instanceof RpcError && err.code === 'INVALID_ARGUMENT'
+  assert.throws(() => rules().claim(claim(''), HOLD_MS), invalid)
+  assert.throws(() => rules().claim({ ...claim('a'), claimant: 'short' }, HOLD_MS), invalid)
+  assert.throws(() => rules().claim({ ...claim('a'), claimant: 'bad\u0000claimant' }, HOLD_MS), invalid)
+  assert.throws(() => rules().claim({ ...claim('a'), address: 'no-port' }, HOLD_MS), invalid)
+  assert.throws(() => rules().claim({ ...claim('a'), address: '' }, HOLD_MS), invalid)
+  // Giving a claim up needs no address.
+  assert.equal(rules().claim({ ...claim('a'), address: '', release: true }, HOLD_MS).granted, false)
 })
 
 test('waypoint rules: claimants racing over 3 waypoints in any order never both win a majority', () => {

@@ -23,14 +23,14 @@ test('waypoint: registration, hold period and claims over gRPC (manual clock)', 
   t.after(() => wp.close())
   const api = rpc(t).waypoint(wp.address)
 
-  assert.deepEqual(await api.claim({ claimant: 'a', ttlMs: 1000 }), { granted: false, holder: '', masterKnown: false }, 'hold period')
+  assert.deepEqual(await api.claim({ claimant: 'claimant-a', address: '127.0.0.21:7001', ttlMs: 1000 }), { granted: false, holder: '', masterKnown: false }, 'hold period')
   nowMs += 3000
-  assert.equal((await api.claim({ claimant: 'a', ttlMs: 1000 })).granted, true)
-  assert.equal((await api.claim({ claimant: 'b', ttlMs: 1000 })).holder, 'a')
+  assert.equal((await api.claim({ claimant: 'claimant-a', address: '127.0.0.21:7001', ttlMs: 1000 })).granted, true)
+  assert.equal((await api.claim({ claimant: 'claimant-b', address: '127.0.0.22:7002', ttlMs: 1000 })).holder, 'claimant-a')
 
   assert.deepEqual(await api.setMaster({ clusterId: 'c1', leader, term: 2, members: [leader] }), {})
   assert.deepEqual(await api.getMaster({}), { known: true, clusterId: 'c1', leader, term: 2, members: [leader] })
-  assert.deepEqual(await api.claim({ claimant: 'b' }), { granted: false, holder: '', masterKnown: true })
+  assert.deepEqual(await api.claim({ claimant: 'claimant-b', address: '127.0.0.22:7002' }), { granted: false, holder: '', masterKnown: true })
   assert.equal((await api.setMaster({ clusterId: 'c2', leader, term: 9 })).error?.code, 'CLUSTER_MISMATCH')
   assert.equal((await api.setMaster({ clusterId: 'c1', leader, term: 1 })).error?.code, 'NOT_LEADER')
 

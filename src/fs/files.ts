@@ -105,13 +105,20 @@ function* pieces(offset: number, len: number): Generator<{ b: number; inBlock: n
 /** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros. */
 export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number): Promise<number> {
   if (offset >= f.size) return 0
+  // The blocks not in memory are read all at once: a 128 KiB read is one round trip to the
+  // store for its eight blocks, not eight one after the other.
+  const parts = [...pieces(offset, Math.min(len, f.size - offset))]
+  const fetched = await Promise.all(parts.map(({ b }) => (f.dirty.has(b) || f.inflight?.has(b) || f.clean.has(b) ? null : readBlock(kv, f.ino, b))))
   let out = 0
-  for (const { b, inBlock, n } of pieces(offset, Math.min(len, f.size - offset))) {
+  for (let i = 0; i < parts.length; i++) {
+    const { b, inBlock, n } = parts[i] as { b: number; inBlock: number; n: number }
+    // Memory first, looked up again: a write may have buffered the block meanwhile.
     const image = f.dirty.get(b) ?? f.inflight?.get(b) ?? f.clean.get(b)
     if (image) {
       image.copy(dst, out, inBlock, inBlock + n)
     } else {
-      const data = await readBlock(kv, f.ino, b)
+      // In memory when the reads went out, dropped since (a bounded cache): read it now.
+      const data = fetched[i] !== null ? fetched[i] : await readBlock(kv, f.ino, b)
       const have = data ? Math.max(0, Math.min(data.length - inBlock, n)) : 0
       if (data && have > 0) data.copy(dst, out, inBlock, inBlock + have)
       if (have < n) dst.fill(0, out + have, out + n)

@@ -5,9 +5,8 @@
 //   WORK/cluster/mnt         the mountpoint
 import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
-import * as net from 'node:net'
 import * as path from 'node:path'
-import { Daemon, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
+import { Daemon, freePort, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
 import type { Proc } from './procstat'
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
@@ -16,10 +15,6 @@ const BIN = path.join(REPO, 'bin', 'polyfs')
 export const CLUSTER_NODES = 3
 const WAYPOINT_HOST = '127.0.0.2'
 const nodeHost = (i: number) => `127.0.0.${10 + i}`
-/** Ports are picked at random in this range and test-bound first. */
-const PORT_MIN = 20_000
-const PORT_SPAN = 10_000
-const PORT_TRIES = 50
 /** Bound on waiting for 3 master members and 3 region voters (bootstrap, joins, promotions). */
 const READY_TIMEOUT_MS = 90_000
 const READY_POLL_MS = 1000
@@ -35,22 +30,6 @@ export interface ClusterUp {
   client: Proc | null
   replicas: number
   down(): Promise<void>
-}
-
-function tryBind(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer()
-    s.once('error', () => resolve(false))
-    s.listen(port, host, () => s.close(() => resolve(true)))
-  })
-}
-
-async function freePort(host: string): Promise<number> {
-  for (let i = 0; i < PORT_TRIES; i++) {
-    const port = PORT_MIN + Math.floor(Math.random() * PORT_SPAN)
-    if (await tryBind(host, port)) return port
-  }
-  throw new Error(`no free port on ${host} after ${PORT_TRIES} tries`)
 }
 
 interface StatusMap { map?: { master?: { voters?: number[]; learners?: number[] }; regions?: { voters?: number[]; learners?: number[] }[] } }

@@ -88,6 +88,8 @@ const RATIO_COLUMNS: { head: string; a: SystemId; b: SystemId }[] = [
   { head: 'PolyFS/local', a: 'polyfs', b: 'local' },
   { head: 'PolyFS/no-op', a: 'polyfs', b: 'noop' },
   { head: 'PolyFS 3-node/bindfs', a: 'cluster', b: 'bindfs' },
+  { head: 'PolyFS 3-node/GlusterFS', a: 'cluster', b: 'gluster' },
+  { head: 'PolyFS 3-node/MooseFS', a: 'cluster', b: 'moosefs' },
 ]
 
 function render(head: string[], lines: string[][], leftCols: number): string {
@@ -156,7 +158,7 @@ export function procText(p: ProcResults): string {
     const f = ampFigures(w)
     const each = w.perProc.map((x) => `${x.name} ${fmtGiB(x.bytes)}`).join(', ')
     amp.push(
-      `  ${label(s.id)}: ${fmtGiB(w.totalBytes)} written by ${w.perProc.length === 1 ? 'the process' : `${w.perProc.length} nodes`} for ${fmtGiB(w.fileBytes)} of file data = ` +
+      `  ${label(s.id)}: ${fmtGiB(w.totalBytes)} written by ${w.perProc.length === 1 ? 'the process' : `${w.perProc.length} ${s.id === 'cluster' ? 'nodes' : 'processes'}`} for ${fmtGiB(w.fileBytes)} of file data = ` +
         `${fmtVal(f.perByte, 'x')} bytes per byte, ${fmtVal(f.perReplica, 'x')} per replica (${w.replicas} ${w.replicas === 1 ? 'replica' : 'replicas'})` +
         (w.perProc.length > 1 ? `\n    ${each}` : ''),
     )

@@ -1,20 +1,26 @@
 // The systems under test. Each is set up fresh before its rows and torn down right after.
 //   polyfs  node bin/polyfs mount --local DATA MNT (a separate process; optionally --cpu-prof)
 //   cluster a waypoint, 3 nodes (3 replicas) on loopback and a client mount (lib/cluster.ts)
+//   gluster GlusterFS: glusterd, a replica-3 volume of 3 bricks on 127.0.0.2, glusterfs FUSE client (lib/gluster.ts)
+//   moosefs MooseFS: master and 3 chunkservers (goal 3) in a network namespace, mfsmount (lib/moosefs.ts)
 //   noop    node dist/bench/noopfs.js MNT: same binding and options, no work (our stack's limit)
 //   bindfs  bindfs -f SRC MNT: a C FUSE passthrough onto the same disk
 //   local   a plain directory on the same disk as PolyFS's data
 import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { setupCluster } from './cluster'
+import { setupGluster } from './gluster'
+import { setupMoosefs } from './moosefs'
 import { Daemon, fusermountU, isMounted, waitMounted } from './proc'
 import type { Proc } from './procstat'
 
-export type SystemId = 'polyfs' | 'cluster' | 'noop' | 'bindfs' | 'local'
+export type SystemId = 'polyfs' | 'cluster' | 'gluster' | 'moosefs' | 'noop' | 'bindfs' | 'local'
 /** In column order; also the default run order. */
 export const SYSTEMS: { id: SystemId; label: string }[] = [
   { id: 'polyfs', label: 'PolyFS' },
   { id: 'cluster', label: 'PolyFS 3-node' },
+  { id: 'gluster', label: 'GlusterFS r3' },
+  { id: 'moosefs', label: 'MooseFS g3' },
   { id: 'noop', label: 'no-op FUSE' },
   { id: 'bindfs', label: 'bindfs' },
   { id: 'local', label: 'local disk' },
@@ -88,6 +94,10 @@ export async function setup(id: SystemId, o: SetupOpts): Promise<Up> {
     }
     case 'cluster':
       return setupCluster(base, o.log, o.onStarted)
+    case 'gluster':
+      return setupGluster(base, o.log, o.onStarted)
+    case 'moosefs':
+      return setupMoosefs(base, o.log, o.onStarted)
     case 'noop': {
       const mnt = await mkEmpty(path.join(base, 'mnt'))
       const d = new Daemon(process.execPath, [path.join(__dirname, '..', 'noopfs.js'), mnt])

@@ -2,9 +2,12 @@
 # Both install what they need on a fresh Debian 12 machine (run as root), then build.
 SHELL := /bin/bash
 APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io
+# Only `make bench` installs these (the peer systems of bench/: GlusterFS, MooseFS, and ip/nsenter
+# for MooseFS's network namespace); `make test` and CI never do.
+BENCH_APT_PACKAGES := glusterfs-server glusterfs-client moosefs-master moosefs-chunkserver moosefs-client moosefs-cli iproute2 util-linux
 STAMP := node_modules/.polyfs-deps
 
-.PHONY: all deps apt build test up dev bench clean plugin plugin-rootfs test-image
+.PHONY: all deps apt bench-apt build test up dev bench clean plugin plugin-rootfs test-image
 
 all: build
 
@@ -36,7 +39,27 @@ test: build
 up: build
 	node bin/polyfs dev
 
-bench: build
+# The bench's peer systems. Their packages would start glusterd, mfsmaster and mfschunkserver
+# as services on install: a /usr/sbin/policy-rc.d that exits 101 (made here only if there is
+# none, removed afterwards) stops invoke-rc.d and deb-systemd-invoke from starting them, and
+# under systemd the units just installed are disabled again, so none starts at the next boot;
+# the harness runs its own daemons (bench/README.md). Nothing running is stopped.
+bench-apt:
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for bench/:$$missing"; \
+	  made=""; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\n# made by make bench-apt for the install, then removed\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
+	  trap '[ -n "$$made" ] && rm -f /usr/sbin/policy-rc.d' EXIT; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  if [ -d /run/systemd/system ]; then \
+	    for u in $$(dpkg -L $$missing 2>/dev/null | grep -E '^/(usr/)?lib/systemd/system/[^/@]+\.service$$' | xargs -r -n1 basename); do \
+	      systemctl disable "$$u" >/dev/null 2>&1 || true; \
+	    done; \
+	  fi; \
+	fi
+
+bench: build bench-apt
 	node dist/bench/run.js
 
 clean:

@@ -119,9 +119,10 @@ export async function setupGluster(base: string, log: (s: string) => void, onSta
     const m = /(?:^| )-S (\S+\.socket)(?: |$)/.exec(cmd)
     if (m && /^\/(var\/)?run\/gluster\/[0-9a-f]+\.socket$/.test(m[1]!)) sockets.add(m[1]!)
   }
+  // glusterd and glusterfs exit with the signal's number (15) after SIGTERM.
   const stop = async (name: string, d: Daemon) => {
     const code = await d.stop(STOP_TIMEOUT_MS)
-    if (code !== 0 && code !== null) log(`  ${name} (pid ${d.pid}) exited with ${code}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    if (code !== 0 && code !== 15 && code !== null) log(`  ${name} (pid ${d.pid}) exited with ${code}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`)
   }
   const down = () =>
     (downed ??= (async () => {

@@ -34,6 +34,7 @@ const POLL_MS = 500
 const CMD_TIMEOUT_MS = 20_000
 const MOUNT_TIMEOUT_MS = 60_000
 const STOP_TIMEOUT_MS = 60_000
+const NETNS_DIR = '/run/netns'
 /** Debian's empty metadata file, copied as the new master's first metadata.mfs. */
 const EMPTY_METADATA = '/var/lib/mfs/metadata.mfs.empty'
 
@@ -47,31 +48,35 @@ const common = (dataPath: string) => ['WORKING_USER = root', 'WORKING_GROUP = ro
  */
 export async function setupMoosefs(base: string, log: (s: string) => void, onStarted?: (down: () => Promise<void>) => void): Promise<PeerUp> {
   const ns = `polyfs-bench-mfs-${randomBytes(4).toString('hex')}`
-  const nsPath = `/run/netns/${ns}`
+  const nsPath = `${NETNS_DIR}/${ns}`
   const mnt = path.join(base, 'mnt')
   const inNs = (cmd: string, args: string[]) => ['--net=' + nsPath, cmd, ...args]
   const nsRun = (cmd: string, args: string[], timeoutMs = CMD_TIMEOUT_MS) => run('nsenter', inNs(cmd, args), timeoutMs)
 
   let nsMade = false
+  /** `ip netns add` makes /run/netns (a bind mount of itself) the first time; undone after if it was not there. */
+  let hadNetnsDir = true
   let master: Daemon | null = null
   const chunkservers: { name: string; d: Daemon }[] = []
   let client: Daemon | null = null
   let downed: Promise<void> | null = null
 
-  const stop = async (name: string, d: Daemon) => {
+  /** ok: exit codes that are the daemon's normal answer to SIGTERM (mfsmount exits 1). */
+  const stop = async (name: string, d: Daemon, ok: number[] = [0]) => {
     const code = await d.stop(STOP_TIMEOUT_MS)
-    if (code !== 0 && code !== null) log(`  ${name} (pid ${d.pid}) exited with ${code}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    if (code !== null && !ok.includes(code)) log(`  ${name} (pid ${d.pid}) exited with ${code}: ${d.stderr.trim().split('\n').slice(-3).join(' | ')}`)
   }
   const down = () =>
     (downed ??= (async () => {
       const t0 = Date.now()
-      if (client) await stop('mfsmount', client)
+      if (client) await stop('mfsmount', client, [0, 1])
       await fusermountU(mnt)
       await Promise.all(chunkservers.map((c) => stop(c.name, c.d)))
       if (master) await stop('mfsmaster', master)
       if (nsMade) {
         const r = await run('ip', ['netns', 'delete', ns], CMD_TIMEOUT_MS)
         if (r.code !== 0) log(`  ip netns delete ${ns}: exit ${r.code}: ${r.stderr.trim()}`)
+        await undoNetnsDir(hadNetnsDir, log)
       }
       if (await isMounted(mnt)) throw new Error(`${mnt} is still mounted; not removing ${base}`)
       await fsp.rm(base, { recursive: true, force: true })
@@ -90,11 +95,13 @@ export async function setupMoosefs(base: string, log: (s: string) => void, onSta
     // The namespace and its lo: 127.0.0.1 (mfsmount's local proxy for the mfs* tools) and the
     // link-local addresses the daemons use.
     if (downed) throw new Error('moosefs: torn down during setup')
+    hadNetnsDir = await fsp.stat(NETNS_DIR).then(() => true, () => false)
     nsMade = true
     const add = await run('ip', ['netns', 'add', ns], CMD_TIMEOUT_MS)
     if (downed) {
       // Torn down while the namespace was being made: down() may have tried to delete it too early.
       await run('ip', ['netns', 'delete', ns], CMD_TIMEOUT_MS)
+      await undoNetnsDir(hadNetnsDir, log)
       throw new Error('moosefs: torn down during setup')
     }
     if (add.code !== 0) {
@@ -128,6 +135,16 @@ export async function setupMoosefs(base: string, log: (s: string) => void, onSta
     )
     if (downed) throw new Error('moosefs: torn down during setup')
     master = new Daemon('nsenter', inNs('mfsmaster', ['-f', '-c', path.join(base, 'mfsmaster.cfg')]))
+    const m = master
+    // The chunkservers start once the master answers (one that finds no master retries only
+    // after MASTER_RECONNECTION_DELAY, 5 s).
+    for (;;) {
+      if (m.child.exitCode !== null || m.child.signalCode !== null) await fail(`moosefs: mfsmaster (pid ${m.pid}) exited during setup (${m.child.exitCode ?? m.child.signalCode})`, m)
+      const r = await nsRun('mfscli', ['-H', MASTER_IP, '-P', String(MATOCL_PORT), '-n', '-s', '|', '-SIG'])
+      if (r.code === 0) break
+      if (Date.now() - t0 > READY_TIMEOUT_MS) await fail(`moosefs: mfsmaster not answering after ${READY_TIMEOUT_MS / 1000} s: ${(r.stderr || r.stdout).trim().split('\n').pop()}`, m)
+      await sleep(POLL_MS)
+    }
 
     // The chunkservers, each with its own config, data path and chunk directory.
     for (let i = 1; i <= CHUNKSERVERS; i++) {
@@ -210,4 +227,19 @@ export async function setupMoosefs(base: string, log: (s: string) => void, onSta
 /** Chunkserver lines of `mfscli -SCS` in plain text (one per server: it names the server's IP). */
 function countChunkservers(out: string): number {
   return out.split('\n').filter((l) => /169\.254\.77\.\d+/.test(l) && /\|/.test(l)).length
+}
+
+/** Unmount and remove /run/netns if `ip netns add` made it for us and no namespace is left in it. */
+async function undoNetnsDir(hadIt: boolean, log: (s: string) => void): Promise<void> {
+  if (hadIt) return
+  const left = await fsp.readdir(NETNS_DIR).catch(() => null)
+  if (left === null || left.length) return
+  if (await isMounted(NETNS_DIR)) {
+    const r = await run('umount', [NETNS_DIR], CMD_TIMEOUT_MS)
+    if (r.code !== 0) {
+      log(`  umount ${NETNS_DIR}: exit ${r.code}: ${r.stderr.trim()}`)
+      return
+    }
+  }
+  await fsp.rmdir(NETNS_DIR).catch(() => undefined)
 }

@@ -134,9 +134,9 @@ export async function setupGluster(base: string, log: (s: string) => void, onSta
       if (glusterd && started && glusterd.child.exitCode === null && glusterd.child.signalCode === null) {
         // glusterd stops the bricks and the self-heal daemon it started.
         const r = await cli(['volume', 'stop', vol, 'force'])
-        if (r.code !== 0) log(`  gluster volume stop: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(-300)}`)
+        if (r.code === 0) await waitGone(spawned, BRICK_STOP_TIMEOUT_MS)
+        else log(`  gluster volume stop: exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(-300)}`)
       }
-      await waitGone(spawned, BRICK_STOP_TIMEOUT_MS)
       if (glusterd) await stop('glusterd', glusterd)
       // glusterd leaves its bricks running when it exits: any brick still alive (one started
       // while the volume stop raced it, say) is stopped by its PID.
@@ -144,7 +144,7 @@ export async function setupGluster(base: string, log: (s: string) => void, onSta
       const left: number[] = []
       for (const p of spawned) if (await pidAlive(p)) left.push(p)
       if (left.length) {
-        log(`  gluster: pids ${left.join(', ')} still running after volume stop; stopping them`)
+        log(`  gluster: pids ${left.join(', ')} still running without glusterd; stopping them`)
         await stopForeign(left, base, BRICK_STOP_TIMEOUT_MS, log)
       }
       for (const s of sockets) {

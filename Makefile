@@ -1,7 +1,7 @@
 # PolyFS: the two commands a newcomer needs are `make test` and `make up`.
 # Both install what they need on a fresh Debian 12 machine (run as root), then build.
 SHELL := /bin/bash
-APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io
+APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io postgresql-15
 # Only `make bench` installs these (the peer systems of bench/: GlusterFS, MooseFS, and ip/nsenter
 # for MooseFS's network namespace); `make test` and CI never do.
 BENCH_APT_PACKAGES := glusterfs-server glusterfs-client moosefs-master moosefs-chunkserver moosefs-client moosefs-cli iproute2 util-linux
@@ -14,13 +14,10 @@ all: build
 # Debian packages: libfuse2 (the addon links libfuse.so.2), fuse3 (fusermount), bindfs and fio
 # (bench/), attr (getfattr/setfattr), sqlite3, git and vim (tests run them on the mount),
 # util-linux and mount (setpriv, tmpfs for the full-disk test), docker.io (the plugin and its tests
-# need a Docker engine).
+# need a Docker engine), postgresql-15 (the PostgreSQL fault test runs its own server). Their
+# install starts no service (scripts/apt-install.sh); the tests start what they need.
 apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@bash scripts/apt-install.sh "make test and make up" $(APT_PACKAGES)
 
 $(STAMP): package.json package-lock.json patches/* scripts/build-fuse.js
 	npm ci --no-audit --no-fund
@@ -39,25 +36,11 @@ test: build
 up: build
 	node bin/polyfs dev
 
-# The bench's peer systems. Their packages would start glusterd, mfsmaster and mfschunkserver
-# as services on install: a /usr/sbin/policy-rc.d that exits 101 (made here only if there is
-# none, removed afterwards) stops invoke-rc.d and deb-systemd-invoke from starting them, and
-# under systemd the units just installed are disabled again, so none starts at the next boot;
-# the harness runs its own daemons (bench/README.md). Nothing running is stopped.
+# The bench's peer systems: installed without starting their services, and their systemd units
+# disabled, so glusterd and mfsmaster never start by themselves; the harness runs its own
+# daemons (bench/README.md).
 bench-apt:
-	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages for bench/:$$missing"; \
-	  made=""; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\n# made by make bench-apt for the install, then removed\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made=1; fi; \
-	  trap '[ -n "$$made" ] && rm -f /usr/sbin/policy-rc.d' EXIT; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq $$missing >/dev/null || exit 1; \
-	  if [ -d /run/systemd/system ]; then \
-	    for u in $$(dpkg -L $$missing 2>/dev/null | grep -E '^/(usr/)?lib/systemd/system/[^/@]+\.service$$' | xargs -r -n1 basename); do \
-	      systemctl disable "$$u" >/dev/null 2>&1 || true; \
-	    done; \
-	  fi; \
-	fi
+	@bash scripts/apt-install.sh --disable-units "bench/" $(BENCH_APT_PACKAGES)
 
 bench: build bench-apt
 	node dist/bench/run.js

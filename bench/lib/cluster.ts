@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, freePort, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
-import type { Proc } from './procstat'
+import type { ProcessesUp, Proc } from './procstat'
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
 const BIN = path.join(REPO, 'bin', 'polyfs')
@@ -22,15 +22,7 @@ const STATUS_TIMEOUT_MS = 10_000
 const MOUNT_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 60_000
 
-export interface ClusterUp {
-  dir: string
-  /** The client mount's PID. */
-  pid?: number
-  nodes: Proc[]
-  client: Proc | null
-  replicas: number
-  down(): Promise<void>
-}
+export type ClusterUp = ProcessesUp
 
 interface StatusMap { map?: { master?: { voters?: number[]; learners?: number[] }; regions?: { voters?: number[]; learners?: number[] }[] } }
 

@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import { Dirent, promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, canBind, cmdline, freePort, fusermountU, isMounted, pidAlive, run, sleep, stopForeign, tailFile, tailStderr, waitGone, waitMounted } from './proc'
-import type { Proc } from './procstat'
+import type { ProcessesUp, Proc } from './procstat'
 
 export const GLUSTER_REPLICAS = 3
 const HOST = '127.0.0.2'
@@ -42,14 +42,7 @@ const BRICK_STOP_TIMEOUT_MS = 20_000
 const SYSTEM_PATHS = ['/var/lib/glusterd/geo-replication/gsyncd_template.conf', '/var/lib/glusterd/geo-replication', '/var/lib/glusterd/ss_brick', '/var/run/gluster/snaps']
 
 /** What a peer system's setup returns (also MooseFS's). */
-export interface PeerUp {
-  dir: string
-  pid?: number
-  nodes: Proc[]
-  client: Proc | null
-  replicas: number
-  down(): Promise<void>
-}
+export type PeerUp = ProcessesUp
 
 /** A brick or daemon line of `gluster volume status --xml`. */
 interface StatusNode { hostname: string; path: string; status: number; pid: number }

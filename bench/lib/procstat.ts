@@ -7,6 +7,18 @@ import { sleep } from './proc'
 /** A process the harness started and watches. */
 export interface Proc { name: string; pid: number; role: 'node' | 'client' }
 
+/** What a multi-process system's setup returns (the PolyFS cluster and the peers). */
+export interface ProcessesUp {
+  dir: string
+  /** The client mount's PID. */
+  pid?: number
+  /** The processes that store the data. */
+  nodes: Proc[]
+  client: Proc | null
+  replicas: number
+  down(): Promise<void>
+}
+
 /** Quiet time after setup before the idle RSS sample. */
 export const IDLE_QUIET_MS = 2000
 /** RSS sampling period while the rows run. */

@@ -11,8 +11,9 @@ import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { summaryText } from './lib/profile'
-import { ProcFigures, ProcResults, Results, errorsText, procText, table, targetLines, targets, truncatedText } from './lib/report'
+import { ProcFigures, ProcResults, Results, errorsText, notesText, procText, table, targetLines, targets, truncatedText } from './lib/report'
 import { Proc, RssWatch, ioSnapshot, writeAmp } from './lib/procstat'
+import { dbRows } from './lib/dbrows'
 import { SYSTEMS, SystemId, Up, safeRm, setup } from './lib/systems'
 import { FULL, Measure, QUICK, ROWS, RowHooks, Sizes, dataRows, metaRows } from './lib/workloads'
 
@@ -147,6 +148,14 @@ async function main(): Promise<void> {
       }
       if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log, hooks))
       if (rows.some((x) => x.kind === 'meta')) Object.assign(r, await metaRows(current.dir, sizes, want, log))
+      if (rows.some((x) => x.kind === 'db')) {
+        // The no-op keeps no data: a database cannot run on it.
+        if (id === 'noop') {
+          for (const row of rows) if (row.kind === 'db') r[row.id] = { value: null, done: 0, seconds: 0, error: 'not run: the no-op filesystem keeps no data' }
+        } else {
+          Object.assign(r, await dbRows(current.dir, sizes, want, log))
+        }
+      }
     } catch (err) {
       log(`[${id}] failed: ${(err as Error).message}`)
       for (const row of rows) r[row.id] ??= { value: null, done: 0, seconds: 0, error: (err as Error).message }
@@ -168,7 +177,7 @@ async function main(): Promise<void> {
   const t = targets(results, rows, procs)
   const date = localDate(started)
   const header = `PolyFS bench ${date} (${args.quick ? 'quick' : 'full'}: seq ${sizes.seqBytes / 2 ** 20} MiB, ${sizes.files} files, ${sizes.dirs} dirs, random ${sizes.randRuntimeSec} s, metadata phases capped at ${sizes.metaLimitMs / 1000} s)`
-  const parts = [header, table(results, rows), errorsText(results), truncatedText(results, rows), procText(procs), `Targets:\n${targetLines(t)}`]
+  const parts = [header, table(results, rows), errorsText(results), notesText(results), truncatedText(results, rows), procText(procs), `Targets:\n${targetLines(t)}`]
   process.stdout.write(parts.filter((x) => x).join('\n\n') + '\n')
 
   const out = args.out ?? path.join(REPO, 'bench', 'results', `${date}${args.quick ? '-quick' : ''}.json`)

@@ -186,4 +186,11 @@ export function errorsText(r: Results): string {
   return out.join('\n')
 }
 
+/** What rows measured besides their figure (pgbench: initdb and pgbench -i times). */
+export function notesText(r: Results): string {
+  const out: string[] = []
+  for (const s of SYSTEMS) for (const [row, m] of Object.entries(r[s.id] ?? {})) if (m.note) out.push(`* ${s.label} ${row}: ${m.note}`)
+  return out.join('\n')
+}
+
 export { ROWS }

@@ -1,5 +1,5 @@
 // The workloads: fio for the data rows, bench/lib/meta-worker.ts (a separate process) for the
-// metadata rows. Each row is bounded in count (sizes) and in time (fio --runtime, worker limit).
+// metadata rows, bench/lib/dbrows.ts for SQLite and PostgreSQL. Each row is bounded in count (sizes) and in time (fio --runtime, worker limit).
 import * as path from 'node:path'
 import { dropCaches, run, sleep } from './proc'
 
@@ -19,8 +19,8 @@ export interface Sizes {
 export const FULL: Sizes = { seqBytes: 1 << 30, seqRuntimeSec: 180, randRuntimeSec: 30, files: 10_000, dirs: 2_000, metaLimitMs: 60_000 }
 export const QUICK: Sizes = { seqBytes: 256 << 20, seqRuntimeSec: 30, randRuntimeSec: 4, files: 2_000, dirs: 1_000, metaLimitMs: 15_000 }
 
-export type Unit = 'MB/s' | 'IOPS' | 'ops/s'
-export interface RowDef { id: string; label: string; unit: Unit; kind: 'data' | 'meta' }
+export type Unit = 'MB/s' | 'IOPS' | 'ops/s' | 'rows/s' | 'tps'
+export interface RowDef { id: string; label: string; unit: Unit; kind: 'data' | 'meta' | 'db' }
 
 export const ROWS: RowDef[] = [
   { id: 'seqwrite', label: 'seq write 1 MiB blocks (+end fsync)', unit: 'MB/s', kind: 'data' },
@@ -34,6 +34,9 @@ export const ROWS: RowDef[] = [
   { id: 'mkdir', label: 'mkdir', unit: 'ops/s', kind: 'meta' },
   { id: 'rename', label: 'rename dir', unit: 'ops/s', kind: 'meta' },
   { id: 'rmdir', label: 'rmdir', unit: 'ops/s', kind: 'meta' },
+  { id: 'sqlite-delete', label: 'SQLite inserts, rollback journal, sync=FULL', unit: 'rows/s', kind: 'db' },
+  { id: 'sqlite-wal', label: 'SQLite inserts, WAL, sync=FULL', unit: 'rows/s', kind: 'db' },
+  { id: 'pgbench', label: 'pgbench -c 4 -j 2 (PostgreSQL 15, fsync on)', unit: 'tps', kind: 'db' },
 ]
 
 export interface Measure {
@@ -44,6 +47,8 @@ export interface Measure {
   /** What the row asked for (bytes or ops) when it is bounded by count; done < requested: stopped at its time cap. */
   requested?: number
   error?: string
+  /** What else the row measured on the way (pgbench: how long initdb and pgbench -i took). */
+  note?: string
 }
 
 /** Called right before and right after a data row's fio job (after the cache drop). */

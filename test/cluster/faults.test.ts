@@ -1,15 +1,16 @@
 // Faults under load with real processes: kill -9 of the region leader and of the master leader
 // while a writer runs fsync'd appends through a client mount, SIGSTOP of a leader past the
-// election timeout, the permanent loss of a master member, and rounds of kill -9 and of SIGSTOP
-// of random nodes. Every record whose fsync
+// election timeout, the permanent loss of a master member, and rounds of kill -9, SIGSTOP and
+// partitions (helpers/faultproxy.ts) of random nodes. Every record whose fsync
 // returned must read back intact, exactly once.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { promises as fsp, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { dumpLogs, startCluster, type Cluster, type Proc } from '../helpers/cluster'
+import { startMesh, type Mesh } from '../helpers/faultproxy'
 import { rng, testSeed, waitFor } from '../helpers/mount'
 
 const WRITER = `
@@ -63,13 +64,15 @@ function startWriter(mnt: string, files: number, seconds: number, script: string
   return { proc, done, acked: () => acked, lastAckMs: () => last }
 }
 
-/** Every acknowledged record is in its file exactly once, intact. */
-function verify(mnt: string, files: number, acked: number[]): void {
+/** Every acknowledged record is in its file exactly once, intact. Reads asynchronously: with
+ * the fault proxies in this process (helpers/faultproxy.ts), a synchronous read through the
+ * mount would block the very event loop that forwards the mount's requests. */
+async function verify(mnt: string, files: number, acked: number[]): Promise<void> {
   const seen = new Map<number, number>()
   for (let f = 0; f < files; f++) {
     let text = ''
     try {
-      text = readFileSync(path.join(mnt, `w${String(f).padStart(2, '0')}`), 'utf8')
+      text = await fsp.readFile(path.join(mnt, `w${String(f).padStart(2, '0')}`), 'utf8')
     } catch (err) {
       // A file the writer never got to is absent; any other error is a failure to read.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
@@ -130,7 +133,7 @@ test('faults: kill -9 of the region leader, then of the master leader, under fsy
     }
     await w.done
     assert.ok(w.acked().length > 50, `only ${w.acked().length} writes were acknowledged`)
-    verify(mnt, 8, w.acked())
+    await verify(mnt, 8, w.acked())
     // The restarted nodes caught up: every replica's applied index reaches the leader's commit.
     const m = (await c.map())!
     const leader = addressOf(m, m.regions?.[0]?.leader)
@@ -184,7 +187,7 @@ test('faults: a leader stopped past the election timeout steps down when resumed
       'the stopped leader to step down',
     )
     await w.done
-    verify(mnt, 4, w.acked())
+    await verify(mnt, 4, w.acked())
   } catch (err) {
     console.error(dumpLogs(c))
     throw err
@@ -256,54 +259,47 @@ test('faults: nodes that join after the log was compacted catch up from a snapsh
   }
 })
 
-test('faults: kill -9 of a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, async (t) => {
-  const seed = testSeed()
-  t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
-  const r = rng(seed)
-  const c = await threeNodes(t)
-  try {
-    const a = (await c.mount()).mnt
-    const b = (await c.mount()).mnt
-    const w = startWriter(a, 8, 120, path.join(c.root, 'writer-random.py'))
-    t.after(() => {
-      w.proc.kill('SIGKILL')
-    })
-    await waitFor(() => w.acked().length >= 20, 30_000, 'the writer going')
-    for (let round = 0; round < 4; round++) {
-      await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 2500)))
-      const victim = c.nodes[Math.floor(r() * c.nodes.length)]
-      const m = await c.map()
-      const role = m?.regions?.[0]?.leader === (m?.nodes ?? []).find((n) => n.address === victim.address)?.nodeId ? 'region leader' : 'follower'
-      await victim.kill9()
-      const before = w.acked().length
-      await waitFor(() => w.acked().length >= before + 10, 30_000, `round ${round}: writes going on after ${victim.name} (${role}) was killed`)
-      victim.start()
-      await waitFor(
-        () => c.clients.admin(victim.address).status({}, { timeoutMs: 1000 }).then((st) => st.groups.some((g) => g.regionId === 1 && g.leader !== 0), () => false),
-        60_000,
-        `round ${round}: ${victim.name} back in its region`,
-      )
-      t.diagnostic(`round ${round}: killed ${victim.name} (${role}); ${w.acked().length} records acknowledged so far`)
-    }
-    w.proc.kill('SIGTERM')
-    await w.done
-    verify(a, 8, w.acked())
-    verify(b, 8, w.acked())
-  } catch (err) {
-    console.error(dumpLogs(c, 40))
-    throw err
-  }
-})
+/**
+ * Four rounds under the fsync writer: at a random moment `fault` strikes a random node and
+ * returns (a description) once it is over and writes go on; the node must then be back in its
+ * region. Afterwards every acknowledged record reads back once, intact, from two mounts.
+ */
+interface Strike {
+  readonly victim: Proc
+  /** The victim's index in c.nodes (its endpoint in the mesh). */
+  readonly index: number
+  readonly role: string
+  readonly w: Writer
+  readonly r: () => number
+  readonly round: number
+  /** With opts.mesh: every link through a fault proxy; the mounts are endpoints `clients`. */
+  readonly mesh?: Mesh
+  readonly clients: number[]
+}
 
-test('faults: SIGSTOP of a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, async (t) => {
+async function randomRounds(t: TestContext, what: string, seconds: number, fault: (s: Strike) => Promise<string>, opts: { mesh?: boolean } = {}): Promise<void> {
   const seed = testSeed()
   t.diagnostic(`seed ${seed} (POLYFS_SEED=${seed} replays it)`)
   const r = rng(seed)
-  const c = await threeNodes(t)
+  let c: Cluster
+  let mesh: Mesh | undefined
+  const clients: number[] = []
+  const mountEnvs: NodeJS.ProcessEnv[] = [{}, {}]
+  if (opts.mesh) {
+    c = startCluster(t)
+    mesh = await startMesh(t, c, 3)
+    for (let i = 0; i < 3; i++) c.addNode([], mesh.nodeEnv(i)).start()
+    await c.waitMap((m) => (m.regions?.[0]?.voters ?? []).length === 3 && (m.regions?.[0]?.learners ?? []).length === 0 && (m.master?.voters ?? []).length === 3, 60_000, '3 voters everywhere')
+    for (let k = 0; k < 2; k++) {
+      const cl = await mesh.addClient()
+      clients.push(cl.index)
+      mountEnvs[k] = cl.env
+    }
+  } else c = await threeNodes(t)
   try {
-    const a = (await c.mount()).mnt
-    const b = (await c.mount()).mnt
-    const w = startWriter(a, 8, 150, path.join(c.root, 'writer-stop.py'))
+    const a = (await c.mount([], mountEnvs[0])).mnt
+    const b = (await c.mount([], mountEnvs[1])).mnt
+    const w = startWriter(a, 8, seconds, path.join(c.root, `writer-${what}.py`))
     t.after(() => {
       w.proc.kill('SIGKILL')
       for (const n of c.nodes) if (n.alive()) n.signal('SIGCONT')
@@ -311,29 +307,64 @@ test('faults: SIGSTOP of a random node at a random time, round after round; ever
     await waitFor(() => w.acked().length >= 20, 30_000, 'the writer going')
     for (let round = 0; round < 4; round++) {
       await new Promise((res) => setTimeout(res, 300 + Math.floor(r() * 2500)))
-      const victim = c.nodes[Math.floor(r() * c.nodes.length)] as Proc
+      const index = Math.floor(r() * c.nodes.length)
+      const victim = c.nodes[index] as Proc
       const m = await c.map()
       const role = m?.regions?.[0]?.leader === (m?.nodes ?? []).find((n) => n.address === victim.address)?.nodeId ? 'region leader' : 'follower'
-      // Past the election timeout (1-2 s): a stopped leader is replaced, and steps down when resumed.
-      const outMs = 2500 + Math.floor(r() * 2000)
-      victim.signal('SIGSTOP')
-      const before = w.acked().length
-      await new Promise((res) => setTimeout(res, outMs))
-      victim.signal('SIGCONT')
-      await waitFor(() => w.acked().length >= before + 10, 60_000, `round ${round}: writes going on after SIGSTOP of ${victim.name} (${role})`)
+      const done = await fault({ victim, index, role, w, r, round, mesh, clients })
       await waitFor(
         () => c.clients.admin(victim.address).status({}, { timeoutMs: 1000 }).then((st) => st.groups.some((g) => g.regionId === 1 && g.leader !== 0), () => false),
         60_000,
         `round ${round}: ${victim.name} back in its region`,
       )
-      t.diagnostic(`round ${round}: SIGSTOP of ${victim.name} (${role}) for ${outMs} ms; ${w.acked().length} records acknowledged so far`)
+      t.diagnostic(`round ${round}: ${done}; ${w.acked().length} records acknowledged so far`)
     }
     w.proc.kill('SIGTERM')
     await w.done
-    verify(a, 8, w.acked())
-    verify(b, 8, w.acked())
+    await verify(a, 8, w.acked())
+    await verify(b, 8, w.acked())
   } catch (err) {
     console.error(dumpLogs(c, 40))
     throw err
   }
-})
+}
+
+test('faults: kill -9 of a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, (t) =>
+  randomRounds(t, 'kill', 120, async ({ victim, role, w, round }) => {
+    await victim.kill9()
+    const before = w.acked().length
+    await waitFor(() => w.acked().length >= before + 10, 30_000, `round ${round}: writes going on after ${victim.name} (${role}) was killed`)
+    victim.start()
+    return `killed ${victim.name} (${role})`
+  }))
+
+test('faults: SIGSTOP of a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, (t) =>
+  randomRounds(t, 'stop', 150, async ({ victim, role, w, r, round }) => {
+    // Past the election timeout (1-2 s): a stopped leader is replaced, and steps down when resumed.
+    const outMs = 2500 + Math.floor(r() * 2000)
+    victim.signal('SIGSTOP')
+    const before = w.acked().length
+    await new Promise((res) => setTimeout(res, outMs))
+    victim.signal('SIGCONT')
+    await waitFor(() => w.acked().length >= before + 10, 60_000, `round ${round}: writes going on after SIGSTOP of ${victim.name} (${role})`)
+    return `SIGSTOP of ${victim.name} (${role}) for ${outMs} ms`
+  }))
+
+test('faults: a partition cutting off a random node at a random time, round after round; every acknowledged record reads back from every mount', { timeout: 10 * 60_000 }, (t) =>
+  randomRounds(
+    t,
+    'partition',
+    150,
+    async ({ victim, index, role, w, r, round, mesh, clients }) => {
+      const m = mesh as Mesh
+      const outMs = 2500 + Math.floor(r() * 2000)
+      // The victim alone on one side; the other nodes and both mounts on the other.
+      m.partition([index], [...[0, 1, 2].filter((x) => x !== index), ...clients])
+      const before = w.acked().length
+      await new Promise((res) => setTimeout(res, outMs))
+      m.heal()
+      await waitFor(() => w.acked().length >= before + 10, 60_000, `round ${round}: writes going on after ${victim.name} (${role}) was cut off`)
+      return `${victim.name} (${role}) cut off for ${outMs} ms`
+    },
+    { mesh: true },
+  ))

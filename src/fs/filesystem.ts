@@ -782,7 +782,7 @@ export class FileSystem {
       // Write-behind: commit what is buffered while the writer goes on filling the next
       // batch. A failure puts the blocks back (flushFile), so the next flush, fsync or close
       // retries them and reports the error there.
-      flushFile(this.store, f).catch((err) => this.log.debug({ ino: f.ino, err }, 'write-behind flush failed; retried at the next flush'))
+      flushFile(this.store, f).catch((err) => this.log.warn({ ino: f.ino, err: (err as Error).message }, 'write-behind commit failed; its blocks stay buffered and the next flush, fsync or close retries them'))
     }
     return n
   }

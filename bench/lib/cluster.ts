@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, freePort, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
-import type { ProcessesUp, Proc } from './procstat'
+import { nodeProc, processesUp, type ProcessesUp } from './procstat'
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
 const BIN = path.join(REPO, 'bin', 'polyfs')
@@ -116,13 +116,5 @@ export async function setupCluster(base: string, log: (s: string) => void, onSta
   } catch (err) {
     await fail(`cluster mount: ${(err as Error).message}; stderr: ${tail(mount)}`)
   }
-  const procs: Proc[] = nodes.flatMap((n) => (n.d.pid === undefined ? [] : [{ name: n.name, pid: n.d.pid, role: 'node' as const }]))
-  return {
-    dir: mnt,
-    pid: mount.pid,
-    nodes: procs,
-    client: mount.pid === undefined ? null : { name: 'mount (client)', pid: mount.pid, role: 'client' },
-    replicas: CLUSTER_NODES,
-    down,
-  }
+  return processesUp(mnt, { name: 'mount (client)', pid: mount.pid }, nodes.flatMap((n) => nodeProc(n.name, n.d.pid)), CLUSTER_NODES, down)
 }

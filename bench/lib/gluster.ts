@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import { Dirent, promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, canBind, cmdline, freePort, fusermountU, isMounted, pidAlive, run, sleep, stopForeign, tailFile, tailStderr, waitGone, waitMounted } from './proc'
-import type { ProcessesUp, Proc } from './procstat'
+import { nodeProc, processesUp, type ProcessesUp, type Proc } from './procstat'
 
 export const GLUSTER_REPLICAS = 3
 const HOST = '127.0.0.2'
@@ -235,18 +235,11 @@ export async function setupGluster(base: string, log: (s: string) => void, onSta
     log(`  gluster up in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 
     const procs: Proc[] = [
-      ...brickNodes.map((b) => ({ name: `glusterfsd ${path.basename(b.path)}`, pid: b.pid, role: 'node' as const })),
-      ...(shd ? [{ name: 'glustershd (self-heal)', pid: shd.pid, role: 'node' as const }] : []),
-      ...(gd.pid === undefined ? [] : [{ name: 'glusterd', pid: gd.pid, role: 'node' as const }]),
+      ...brickNodes.flatMap((b) => nodeProc(`glusterfsd ${path.basename(b.path)}`, b.pid)),
+      ...nodeProc('glustershd (self-heal)', shd?.pid),
+      ...nodeProc('glusterd', gd.pid),
     ]
-    return {
-      dir: mnt,
-      pid: cl.pid,
-      nodes: procs,
-      client: cl.pid === undefined ? null : { name: 'glusterfs (FUSE client)', pid: cl.pid, role: 'client' },
-      replicas: GLUSTER_REPLICAS,
-      down,
-    }
+    return processesUp(mnt, { name: 'glusterfs (FUSE client)', pid: cl.pid }, procs, GLUSTER_REPLICAS, down)
   } catch (err) {
     await down().catch((e) => log(`  gluster teardown: ${(e as Error).message}`))
     throw err

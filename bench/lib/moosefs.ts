@@ -17,7 +17,7 @@ import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, childPids, cmdline, fusermountU, isMounted, run, sleep, tailStderr, waitMounted } from './proc'
 import type { PeerUp } from './gluster'
-import type { Proc } from './procstat'
+import { nodeProc, processesUp, type Proc } from './procstat'
 
 export const MFS_GOAL = 3
 const CHUNKSERVERS = 3
@@ -205,19 +205,8 @@ export async function setupMoosefs(base: string, log: (s: string) => void, onSta
     if (master.pid !== undefined) {
       for (const c of await childPids(master.pid)) if ((await cmdline(c)).includes('mfsmaster')) writers.push({ name: 'mfsmaster data writer', pid: c, role: 'node' })
     }
-    const procs: Proc[] = [
-      ...chunkservers.flatMap((c) => (c.d.pid === undefined ? [] : [{ name: c.name, pid: c.d.pid, role: 'node' as const }])),
-      ...(master.pid === undefined ? [] : [{ name: 'mfsmaster', pid: master.pid, role: 'node' as const }]),
-      ...writers,
-    ]
-    return {
-      dir: mnt,
-      pid: client.pid,
-      nodes: procs,
-      client: client.pid === undefined ? null : { name: 'mfsmount (FUSE client)', pid: client.pid, role: 'client' },
-      replicas: MFS_GOAL,
-      down,
-    }
+    const procs: Proc[] = [...chunkservers.flatMap((c) => nodeProc(c.name, c.d.pid)), ...nodeProc('mfsmaster', master.pid), ...writers]
+    return processesUp(mnt, { name: 'mfsmount (FUSE client)', pid: client.pid }, procs, MFS_GOAL, down)
   } catch (err) {
     await down().catch((e) => log(`  moosefs teardown: ${(e as Error).message}`))
     throw err

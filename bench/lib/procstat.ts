@@ -7,6 +7,14 @@ import { sleep } from './proc'
 /** A process the harness started and watches. */
 export interface Proc { name: string; pid: number; role: 'node' | 'client' }
 
+/** A storing process of a system, when it has a PID. */
+export const nodeProc = (name: string, pid: number | undefined): Proc[] => (pid === undefined ? [] : [{ name, pid, role: 'node' }])
+
+/** A multi-process system once it is up: its client mount's process and its storing ones. */
+export function processesUp(dir: string, client: { name: string; pid: number | undefined }, nodes: Proc[], replicas: number, down: () => Promise<void>): ProcessesUp {
+  return { dir, pid: client.pid, nodes, client: client.pid === undefined ? null : { name: client.name, pid: client.pid, role: 'client' }, replicas, down }
+}
+
 /** What a multi-process system's setup returns (the PolyFS cluster and the peers). */
 export interface ProcessesUp {
   dir: string

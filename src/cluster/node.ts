@@ -36,7 +36,7 @@ import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } fro
 type Db = ClassicLevel<Buffer, Buffer>
 
 /** The node's LevelDB, at classic-level's defaults (4 MiB memtable, snappy, 8 MiB cache):
- * the local store's tuning (64 MiB memtable, no compression) measured worse here, cold
+ * a 32 MiB memtable and cache without compression, as the local store is tuned, measured worse here, cold
  * metadata reads above all (docs/node-store.md). */
 const NODE_STORE_OPTIONS = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const
 

@@ -44,6 +44,8 @@ export class OpenFile {
    * not known). The kernel asks for it before every write (to drop it on a write); this
    * answers from the open file instead of a lookup in the store (docs/posix.md). */
   caps: Buffer | null | undefined = undefined
+  /** The paths FileSystem.openPaths maps to this file (so release forgets them in O(paths)). */
+  readonly openPaths = new Set<string>()
 
   constructor(
     readonly ino: number,

@@ -571,7 +571,7 @@ export class FileSystem {
   }
 
   async unlink(ctx: Ctx, path: string): Promise<void> {
-    this.forgetOpenPaths(path)
+    this.forgetOpenPaths(path, false)
     if (this.hidden.delete(path)) return
     await this.removeName(path, 'EISDIR')
   }
@@ -612,8 +612,8 @@ export class FileSystem {
 
   async rename(ctx: Ctx, from: string, to: string): Promise<void> {
     if (from === to) return
-    this.forgetOpenPaths(from)
-    this.forgetOpenPaths(to)
+    this.forgetOpenPaths(from, true)
+    this.forgetOpenPaths(to, true)
     if (HIDDEN_NAME.test(to)) return this.hide(ctx, from, to)
     if (to.startsWith(from + '/')) fail('EINVAL', 'cannot move a directory into itself')
     if (from === '/' || to === '/') fail('EBUSY')
@@ -756,15 +756,24 @@ export class FileSystem {
   private noteOpenPath(path: string, f: OpenFile, caps: Buffer | null): void {
     if (HIDDEN_NAME.test(path)) return
     f.caps = caps
+    this.forgetOpenPath(path)
     this.openPaths.set(path, f)
+    f.openPaths.add(path)
   }
 
-  /** A rename or unlink through this mount changes what `path` (and what is under it) names. */
-  private forgetOpenPaths(path: string): void {
-    if (this.openPaths.size === 0) return
+  private forgetOpenPath(path: string): void {
+    this.openPaths.get(path)?.openPaths.delete(path)
     this.openPaths.delete(path)
+  }
+
+  /** A rename or unlink through this mount changes what `path` (and, for a directory, what is
+   * under it) names. */
+  private forgetOpenPaths(path: string, directory: boolean): void {
+    if (this.openPaths.size === 0) return
+    this.forgetOpenPath(path)
+    if (!directory) return
     const prefix = path + '/'
-    for (const p of this.openPaths.keys()) if (p.startsWith(prefix)) this.openPaths.delete(p)
+    for (const p of [...this.openPaths.keys()]) if (p.startsWith(prefix)) this.forgetOpenPath(p)
   }
 
   async read(ctx: Ctx, fh: number, buf: Buffer, len: number, offset: number): Promise<number> {
@@ -810,7 +819,8 @@ export class FileSystem {
     } finally {
       if (f.refs === 0) {
         this.open.delete(f.ino)
-        for (const [p, o] of this.openPaths) if (o === f) this.openPaths.delete(p)
+        for (const p of f.openPaths) if (this.openPaths.get(p) === f) this.openPaths.delete(p)
+        f.openPaths.clear()
       }
     }
     if (f.unlinked) {

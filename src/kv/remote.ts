@@ -84,7 +84,7 @@ export class ClusterKV implements KV {
   capacity = { capacityBytes: 0, freeBytes: 0 }
   /** Commits refused with CONFLICT (then retried), for tests and status. */
   conflicts = 0
-  /** Transaction reads served from the read cache, and those of them found stale at commit. */
+  /** Transaction reads served from the read cache (for tests and OP_TIMING). */
   cacheHits = 0
   readonly cache = new ReadCache()
   /** Transaction ids: 8 random bytes for this client, then a counter (randomBytes per commit

@@ -8,7 +8,9 @@ import path from 'node:path'
 import { ClusterNode } from '../cluster'
 import { FileSystem } from '../fs'
 import { checkMountpoint, mount, type Mounted } from '../fuse'
+import { startHttp } from '../http'
 import { ClusterKV } from '../kv'
+import { gatherPicture, series } from '../observe'
 import { RpcClients } from '../rpc'
 import { logger, setLogLevel, type Logger } from '../util'
 import { onStopSignals } from './signals'
@@ -25,6 +27,8 @@ export interface NodeArgs {
   dataReplicas?: number
   memberReplaceAfterSec?: number
   downAfterSec?: number
+  /** host:port for the status page, /metrics, /healthz and /readyz. */
+  http?: string
 }
 
 async function mountCluster(clients: RpcClients, waypoints: string[], nodes: string[], mountpoint: string, attrTimeoutSec: number, log: Logger): Promise<Mounted> {
@@ -56,8 +60,9 @@ export async function runNode(a: NodeArgs): Promise<void> {
   // Tuning and test knob: how many entries a group's log keeps before a snapshot.
   const compact = Number(process.env.POLYFS_COMPACT_AFTER_ENTRIES ?? '')
   const compactAfterEntries = Number.isInteger(compact) && compact > 0 ? compact : undefined
-  const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings, compactAfterEntries })
+  const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings, compactAfterEntries, http: a.http })
   let mounted: Mounted | null = null
+  if (a.mount) node.readyChecks = () => ({ mount: mounted ? true : 'the filesystem is not mounted yet' })
   onStopSignals(log, async () => {
     if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))
     await node.close()
@@ -70,14 +75,35 @@ export async function runNode(a: NodeArgs): Promise<void> {
   setInterval(() => undefined, 1 << 30)
 }
 
-export async function runClientMount(a: { waypoints: string[]; mountpoint: string; secret: string; logLevel: string; attrTimeoutSec: number }): Promise<void> {
+export async function runClientMount(a: { waypoints: string[]; mountpoint: string; secret: string; logLevel: string; attrTimeoutSec: number; http?: string }): Promise<void> {
   setLogLevel(a.logLevel)
   const log = logger('cli')
   const clients = new RpcClients({ secret: a.secret, logger: log })
-  const mounted = await mountCluster(clients, a.waypoints, [], path.resolve(a.mountpoint), a.attrTimeoutSec, log)
-  log.info({ mountpoint: mounted.mountpoint }, 'filesystem mounted')
+  series.start()
+  let mounted: Mounted | null = null
+  let closing = false
+  const http = a.http
+    ? await startHttp({
+        listen: a.http,
+        logger: logger('http'),
+        picture: () => gatherPicture(clients, { waypoints: a.waypoints }),
+        health: () => ({ process: closing ? 'closing' : true }),
+        ready: () => ({ mount: mounted ? true : 'the filesystem is not mounted yet', ...(closing ? { closing: 'unmounting' } : {}) }),
+      })
+    : null
+  try {
+    mounted = await mountCluster(clients, a.waypoints, [], path.resolve(a.mountpoint), a.attrTimeoutSec, log)
+  } catch (err) {
+    await http?.close()
+    clients.close()
+    throw err
+  }
+  const m = mounted
+  log.info({ mountpoint: m.mountpoint }, 'filesystem mounted')
   onStopSignals(log, async () => {
-    await mounted.close()
+    closing = true
+    await m.close()
+    await http?.close()
     clients.close()
   })
   setInterval(() => undefined, 1 << 30)
@@ -93,6 +119,9 @@ export interface DevArgs {
   basePort: number
   host: string
 }
+
+/** In `polyfs dev`, node i serves HTTP at basePort + DEV_HTTP_OFFSET + i. */
+export const DEV_HTTP_OFFSET = 80
 
 /** One waypoint and N nodes as child processes on 127.0.0.1, the filesystem mounted here. */
 export async function runDev(a: DevArgs): Promise<void> {
@@ -123,7 +152,7 @@ export async function runDev(a: DevArgs): Promise<void> {
   let stopping = false
   start('waypoint', ['waypoint', '--listen', waypoint, '--log-level', a.logLevel])
   for (let i = 1; i <= a.nodes; i++) {
-    start(`node-${i}`, ['node', '--data', path.join(root, `node-${i}`), '--listen', `${a.host}:${a.basePort + i}`, '--waypoints', waypoint, '--log-level', a.logLevel])
+    start(`node-${i}`, ['node', '--data', path.join(root, `node-${i}`), '--listen', `${a.host}:${a.basePort + i}`, '--waypoints', waypoint, '--http', `${a.host}:${a.basePort + DEV_HTTP_OFFSET + i}`, '--log-level', a.logLevel])
   }
   const clients = new RpcClients({ secret, logger: log })
   let mounted: Mounted | null = null
@@ -143,7 +172,8 @@ export async function runDev(a: DevArgs): Promise<void> {
   }
   process.stdout.write(
     `PolyFS: ${a.nodes} node(s) and a waypoint on ${a.host} (waypoint ${waypoint}), mounted at ${mountpoint}.\n` +
-      `Data and logs in ${root}. Status: POLYFS_SECRET=$(cat ${secretFile}) polyfs status --waypoints ${waypoint}\nCtrl-C to stop.\n`,
+      `Status page: ${Array.from({ length: a.nodes }, (_, i) => `http://${a.host}:${a.basePort + DEV_HTTP_OFFSET + i + 1}/`).join(' ')} (any node shows the whole cluster; /metrics for Prometheus)\n` +
+      `Data and logs in ${root}. Status: POLYFS_SECRET=$(cat ${secretFile}) polyfs status --waypoints ${waypoint} --watch\nCtrl-C to stop.\n`,
   )
   setInterval(() => undefined, 1 << 30)
 }

@@ -66,10 +66,11 @@ export function main(argv: string[]): void {
     .addOption(logLevel())
     .option('--attr-timeout <seconds>', 'kernel attribute/entry cache lifetime, 0 to 3600 (default: 1 with --local; 0 with --waypoints, so metadata stays linearizable across hosts)', seconds)
     .option('--fuse-debug', 'print libfuse debug output', false)
-    .action(async (mountpoint: string, o: { local?: string; waypoints?: string[]; secret?: string; logLevel: string; attrTimeout?: number; fuseDebug: boolean }) => {
+    .option('--http <addr>', 'with --waypoints: serve the status page, /metrics, /healthz and /readyz on host:port', address)
+    .action(async (mountpoint: string, o: { local?: string; waypoints?: string[]; secret?: string; logLevel: string; attrTimeout?: number; fuseDebug: boolean; http?: string }) => {
       if (!!o.local === !!o.waypoints) throw new Error('mount: give exactly one of --waypoints (a cluster) or --local (a local store)')
       if (o.waypoints) {
-        await runClientMount({ waypoints: o.waypoints, mountpoint, secret: secretOf(o.secret), logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout ?? 0 })
+        await runClientMount({ waypoints: o.waypoints, mountpoint, secret: secretOf(o.secret), logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout ?? 0, http: o.http })
         return
       }
       await runLocalMount({ dataDir: o.local as string, mountpoint, logLevel: o.logLevel, attrTimeoutSec: o.attrTimeout ?? 1, debug: o.fuseDebug })
@@ -88,8 +89,9 @@ export function main(argv: string[]): void {
     .option('--data-replicas <n>', 'replicas per data region, for a NEW cluster (default 3)', count(1, 7))
     .option('--member-replace-after <seconds>', 'for a NEW cluster: replace a master member silent this long (default 1800)', count(1, 7 * 86400))
     .option('--down-after <seconds>', 'for a NEW cluster: show a node down after this long without a heartbeat (default 10)', count(1, 86400))
+    .option('--http <addr>', 'serve the status page, /metrics, /healthz and /readyz on host:port (read-only, no secret: bind it where only operators reach)', address)
     .addOption(logLevel())
-    .action(async (o: { data: string; listen: string; advertise?: string; waypoints: string[]; mount?: string; secret?: string; attrTimeout: number; dataReplicas?: number; memberReplaceAfter?: number; downAfter?: number; logLevel: string }) => {
+    .action(async (o: { data: string; listen: string; advertise?: string; waypoints: string[]; mount?: string; secret?: string; attrTimeout: number; dataReplicas?: number; memberReplaceAfter?: number; downAfter?: number; logLevel: string; http?: string }) => {
       await runNode({
         data: o.data,
         listen: o.listen,
@@ -102,6 +104,7 @@ export function main(argv: string[]): void {
         dataReplicas: o.dataReplicas,
         memberReplaceAfterSec: o.memberReplaceAfter,
         downAfterSec: o.downAfter,
+        http: o.http,
       })
     })
 

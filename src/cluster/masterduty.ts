@@ -23,6 +23,7 @@ import {
   type NodeInfo,
   type RegionDescriptor,
 } from '../rpc'
+import { events, metrics } from '../observe'
 import { NotLeaderError } from './host'
 import { saveIdentity } from './identity'
 import { MASTER_GROUP, encodeMasterCommand, mergeSettings, type MasterResult } from './master'
@@ -133,8 +134,15 @@ export class MasterDuties {
   async everyHeartbeat(): Promise<void> {
     if (this.stopped || this.node.isClosed) return
     try {
-      if (this.isLeader) await this.leaderTick()
-      else await this.sendHeartbeat()
+      if (this.isLeader) {
+        this.gaugeCluster()
+        await this.leaderTick()
+      } else {
+        // Only the master leader reports the cluster's gauges, so that a sum over nodes is right.
+        metrics.clusterNodes.reset()
+        metrics.clusterRegions.reset()
+        await this.sendHeartbeat()
+      }
     } catch (err) {
       this.node.log.debug({ err }, 'heartbeat round failed')
     }
@@ -250,9 +258,33 @@ export class MasterDuties {
       const l = this.live.get(x.nodeId)
       if (want !== x.state) {
         this.node.log.info({ nodeId: x.nodeId, state: want }, 'node state changed')
-        void this.once(`node-${x.nodeId}`, () => this.propose({ cmd: 'updateNode', updateNode: { node: { ...x, state: want, lastHeartbeatMs: l?.atMs ?? x.lastHeartbeatMs } } }))
+        void this.once(`node-${x.nodeId}`, async () => {
+          const r = await this.propose({ cmd: 'updateNode', updateNode: { node: { ...x, state: want, lastHeartbeatMs: l?.atMs ?? x.lastHeartbeatMs } } })
+          if (!r.ok) return
+          if (want === 'NODE_DOWN') events.record({ kind: 'node-down', level: 'warn', subjectNode: x.nodeId, message: `node ${x.nodeId} (${x.address}) is down: no heartbeat for ${(downAfter / 1000).toFixed(0)} s` })
+          else events.record({ kind: 'node-up', subjectNode: x.nodeId, message: `node ${x.nodeId} (${x.address}) is up again` })
+        })
       }
     }
+  }
+
+  /** The master leader's cluster gauges (nodes by state). */
+  private gaugeCluster(): void {
+    const m = this.node.master
+    if (!m) return
+    const by: Record<string, number> = { up: 0, down: 0, removed: 0 }
+    for (const x of m.state.nodes) by[x.state === 'NODE_UP' ? 'up' : x.state === 'NODE_DOWN' ? 'down' : 'removed'] = (by[x.state === 'NODE_UP' ? 'up' : x.state === 'NODE_DOWN' ? 'down' : 'removed'] ?? 0) + 1
+    for (const [state, v] of Object.entries(by)) metrics.clusterNodes.set({ state }, v)
+    const upIds = new Set(m.state.nodes.filter((x) => x.state === 'NODE_UP').map((x) => x.nodeId))
+    const want = Math.min(Math.max(1, m.settings.dataReplicas), this.countedNodes().length)
+    const health: Record<string, number> = { ok: 0, under_replicated: 0, unavailable: 0 }
+    for (const r of m.state.regions) {
+      const v = r.voters ?? []
+      const up = v.filter((id) => upIds.has(id)).length
+      const h = up < Math.floor(v.length / 2) + 1 ? 'unavailable' : up < v.length || v.length < want ? 'under_replicated' : 'ok'
+      health[h] = (health[h] ?? 0) + 1
+    }
+    for (const [h, v] of Object.entries(health)) metrics.clusterRegions.set({ health: h }, v)
   }
 
   /** Nodes that count: every node not removed. */
@@ -281,7 +313,10 @@ export class MasterDuties {
       const pr = st.progress.get(learner)
       if (pr && pr.match >= st.commit) {
         n.log.info({ nodeId: learner }, 'master group: promoting learner to voter')
-        await this.once('mrg', () => n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.AddVoter, nodeId: learner }))
+        await this.once('mrg', async () => {
+          await n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.AddVoter, nodeId: learner })
+          events.record({ kind: 'master-member-added', subjectNode: learner, message: `node ${learner} is a voter of the master group` })
+        })
       } else if (!this.fresh(learner) && now - this.leaderSinceMs > m.settings.downAfterMs) {
         await this.once('mrg', () => n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.RemoveNode, nodeId: learner }))
       }
@@ -290,7 +325,11 @@ export class MasterDuties {
     const dead = voters.filter((v) => v !== n.nodeId && now - this.lastHeard(v) > m.settings.memberReplaceAfterMs)
     if (dead.length > 0 && voters.length > goal) {
       n.log.warn({ nodeId: dead[0] }, 'master group: removing a member silent for too long')
-      await this.once('mrg', () => n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.RemoveNode, nodeId: dead[0] as number }))
+      const gone = dead[0] as number
+      await this.once('mrg', async () => {
+        await n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.RemoveNode, nodeId: gone })
+        events.record({ kind: 'master-member-removed', level: 'warn', subjectNode: gone, message: `node ${gone} was removed from the master group after ${(m.settings.memberReplaceAfterMs / 1000).toFixed(0)} s of silence` })
+      })
       return
     }
     if (voters.length < goal + (dead.length > 0 ? 1 : 0)) {
@@ -300,7 +339,10 @@ export class MasterDuties {
       if (!candidate) return
       n.addresses.set(candidate.nodeId, candidate.address)
       n.log.info({ nodeId: candidate.nodeId, goal }, 'master group: adding a member (learner first)')
-      await this.once('mrg', () => n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.AddLearner, nodeId: candidate.nodeId }))
+      await this.once('mrg', async () => {
+        await n.host.proposeConfChange(MASTER_GROUP, { type: ConfChangeType.AddLearner, nodeId: candidate.nodeId })
+        events.record({ kind: 'master-member-adding', subjectNode: candidate.nodeId, message: `node ${candidate.nodeId} joins the master group as a learner (goal ${goal} members)` })
+      })
     }
   }
 
@@ -349,6 +391,10 @@ export class MasterDuties {
           { timeoutMs: 5000 },
         )
         if (res.error?.code && res.error.code !== ErrorCode.BUSY) n.log.info({ region: r.id, code: res.error.code, message: res.error.message }, 'replica change refused')
+        if (!res.error?.code) {
+          if (c.change === 'ADD_LEARNER') events.record({ kind: 're-replication-started', regionId: r.id, subjectNode: c.target.nodeId, message: `region ${r.id}: re-replication to node ${c.target.nodeId} started (${(r.voters ?? []).length} of ${desired} voters)` })
+          else events.record({ kind: 're-replication-finished', regionId: r.id, subjectNode: c.target.nodeId, message: `region ${r.id}: node ${c.target.nodeId} caught up and is a voter` })
+        }
         if (res.region) this.noteRegions([{ region: res.region, isLeader: true, appliedIndex: 0, sizeBytes: 0, keys: 0 }], leader)
       })
     }
@@ -427,6 +473,7 @@ export class MasterDuties {
       n.addresses.set(r.nodeId, req.address)
       this.live.set(r.nodeId, { atMs: Date.now(), capacityBytes: req.capacityBytes, freeBytes: req.freeBytes, rssBytes: 0 })
       n.log.info({ nodeId: r.nodeId, address: req.address }, 'node joined')
+      events.record({ kind: 'node-joined', subjectNode: r.nodeId, message: `node ${r.nodeId} (${req.address}) joined the cluster` })
       return { clusterId: m.state.clusterId, nodeId: r.nodeId, master: this.masterInfo() }
     } catch (err) {
       if (err instanceof NotLeaderError) return { ...this.notLeader(), clusterId: '', nodeId: 0 }

@@ -24,6 +24,8 @@ import {
   type Settings,
   type RpcErrorInfo,
 } from '../rpc'
+import { startHttp, type Checks, type HttpServer } from '../http'
+import { events, gatherPicture, metrics, series, SERIES_STEP_MS, tasks } from '../observe'
 import { logger as rootLogger, type Logger } from '../util/log'
 import { RaftHost, NotLeaderError } from './host'
 import { loadIdentity, saveIdentity, type Identity } from './identity'
@@ -59,6 +61,8 @@ export interface NodeOptions {
   readonly compactAfterEntries?: number
   /** Settings a NEW cluster starts with (ignored when joining or restarting). */
   readonly settings?: Partial<Settings>
+  /** host:port to serve HTTP on (status page, /metrics, /healthz, /readyz); none when unset. */
+  readonly http?: string
 }
 
 export class ClusterNode {
@@ -85,6 +89,9 @@ export class ClusterNode {
   private readonly startedMs = Date.now()
   /** Regions being created from an incoming message (so two messages do not create it twice). */
   private readonly creating = new Set<number>()
+  private http: HttpServer | null = null
+  /** More readiness checks (the CLI adds its mount's). */
+  readyChecks: (() => Checks) | null = null
 
   private constructor(readonly opts: NodeOptions, private readonly db: Db, readonly store: LevelRaftStore) {
     this.log = opts.logger ?? rootLogger('node')
@@ -131,6 +138,16 @@ export class ClusterNode {
   }
 
   private async boot(): Promise<void> {
+    series.start()
+    if (this.opts.http) {
+      this.http = await startHttp({
+        listen: this.opts.http,
+        logger: this.log.child({ component: 'http' }),
+        picture: () => gatherPicture(this.clients, { masterHint: this.masterLeader?.address, waypoints: this.opts.waypoints }),
+        health: () => ({ process: this.closed ? 'closing' : true }),
+        ready: () => this.readiness(),
+      })
+    }
     this.server.addRaft({ onBatch: (b) => this.onRaftBatch(b) })
     this.server.addKv({ handle: (r) => this.handleKv(r) })
     this.server.addMaster(this.duties.handlers())
@@ -155,9 +172,13 @@ export class ClusterNode {
       if (joined.bootstrap) await this.duties.bootstrap(joined.bootstrap)
     }
     this.setHostId()
+    events.nodeId = this.nodeId
     this.addresses.set(this.nodeId, this.address)
     this.host.start()
-    this.heartbeatTimer = setInterval(() => void this.duties.everyHeartbeat(), this.heartbeatMs)
+    this.heartbeatTimer = setInterval(() => {
+      void this.duties.everyHeartbeat()
+      this.sampleGroups()
+    }, this.heartbeatMs)
     this.log.info({ nodeId: this.nodeId, clusterId: this.clusterId, address: this.address }, 'node up')
     void this.duties.everyHeartbeat()
   }
@@ -281,6 +302,7 @@ export class ClusterNode {
       }
       if (this.host.has(group) || this.closed) return
       this.log.info({ group, from: m.from }, 'creating a replica this node was added to')
+      events.record({ kind: 'replica-created', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} creates its replica of ${group === MASTER_GROUP ? 'the master group' : `region ${group}`} (added by node ${m.from})` })
       // Starts empty: the leader sends a snapshot first (every group starts at index 1).
       await this.openGroup(group, { ...region, leader: 0 }, 0)
       this.host.step(group, m)
@@ -293,6 +315,10 @@ export class ClusterNode {
 
   private onSoftState(group: number, leader: NodeId, isLeader: boolean): void {
     this.log.info({ group, leader, isLeader }, 'group leader changed')
+    if (isLeader) {
+      const term = this.host.status(group)?.term ?? 0
+      events.record({ kind: 'leader-changed', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} leads ${group === MASTER_GROUP ? 'the master group' : `region ${group}`} (term ${term})` })
+    }
     if (group === MASTER_GROUP) {
       const address = this.addresses.get(leader)
       if (leader && address) this.learnMaster({ leader: { nodeId: leader, address }, term: this.host.status(MASTER_GROUP)?.term ?? 0, voters: [], learners: [] })
@@ -312,6 +338,7 @@ export class ClusterNode {
     const r = this.regions.get(group)
     if (!r) return
     this.log.info({ group }, 'this replica was removed from its group; deleting its data')
+    events.record({ kind: 'replica-removed', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} was removed from region ${group} and deletes its replica` })
     this.host.removeGroup(group)
     this.regions.delete(group)
     await r.destroy()
@@ -328,6 +355,17 @@ export class ClusterNode {
   // ---------------------------------------------------------------- KV service
 
   private async handleKv(req: KvRequest): Promise<KvResponse> {
+    const t0 = performance.now()
+    const res = await this.serveKv(req)
+    const ms = performance.now() - t0
+    series.noteKv(ms)
+    const op = req.op ?? 'none'
+    metrics.kvServed.inc({ op, code: res.error?.code || 'OK' })
+    metrics.kvSeconds.observe({ op }, ms / 1000)
+    return res
+  }
+
+  private async serveKv(req: KvRequest): Promise<KvResponse> {
     const id = req.id
     const r = this.regions.get(req.regionId)
     if (!r) return reply(id, { error: rpcError(ErrorCode.REGION_NOT_FOUND, `region ${req.regionId} is not on node ${this.nodeId}`) })
@@ -410,15 +448,79 @@ export class ClusterNode {
         voters: [...(s?.confState.voters ?? [])],
         learners: [...(s?.confState.learners ?? [])],
         region: this.descriptor(g),
+        sizeBytes: this.regions.get(g)?.sizeBytes ?? 0,
+        logEntries: s ? Math.max(0, s.lastIndex - s.firstIndex + 1) : 0,
       }
     })
-    return { clusterId: this.clusterId, nodeId: this.nodeId, address: this.address, rssBytes: process.memoryUsage().rss, uptimeMs: Date.now() - this.startedMs, groups, version: '0.1.0' }
+    const cap = this.capacity()
+    return {
+      clusterId: this.clusterId,
+      nodeId: this.nodeId,
+      address: this.address,
+      rssBytes: process.memoryUsage().rss,
+      uptimeMs: Date.now() - this.startedMs,
+      groups,
+      version: '0.1.0',
+      cpuCores: series.cpuCores,
+      loopLagMs: series.loopLagMs,
+      events: events.recent(),
+      tasks: tasks.list(),
+      seriesStepMs: SERIES_STEP_MS,
+      kvOps: series.kvOps,
+      kvLatencyMs: series.kvLatencyMs,
+      fuseOps: series.fuseOps,
+      httpAddress: this.http?.address ?? '',
+      capacityBytes: cap.capacityBytes,
+      freeBytes: cap.freeBytes,
+    }
+  }
+
+  /** Readiness for /readyz: a member of a cluster, a master leader known, every hosted group
+   * led by someone, and whatever the CLI adds (its mount). */
+  readiness(): Checks {
+    const c: Checks = {}
+    c.joined = this.clusterId && this.nodeId ? true : 'not a member of a cluster yet'
+    c.master = this.masterLeader?.address ? true : 'no master leader known'
+    const leaderless = this.host.groupIds().filter((g) => !this.host.leaderOf(g))
+    c.groups = leaderless.length === 0 ? true : `no leader known for ${leaderless.map((g) => (g === MASTER_GROUP ? 'the master group' : `region ${g}`)).join(', ')}`
+    if (this.closed) c.closing = 'the node is shutting down'
+    return { ...c, ...(this.readyChecks?.() ?? {}) }
+  }
+
+  /** Once a heartbeat: progress of learners catching up and of snapshots being sent by the
+   * groups this node leads (re-replication), as tasks for the status page. */
+  private sampleGroups(): void {
+    const seen = new Set<string>()
+    for (const g of this.host.groupIds()) {
+      const s = this.host.status(g)
+      if (!s || s.role !== 'leader') continue
+      const what = g === MASTER_GROUP ? 'the master group' : `region ${g}`
+      for (const [peer, pr] of s.progress) {
+        if (peer === this.nodeId) continue
+        if (pr.snapshotBytes !== undefined) {
+          const id = `snapshot:${g}:${peer}`
+          seen.add(id)
+          tasks.start({ id, kind: 'snapshot-send', label: `${what}: snapshot to node ${peer}`, unit: 'bytes', total: pr.snapshotBytes, regionId: g, nodeId: peer }).update(pr.snapshotAcked ?? 0, pr.snapshotBytes)
+        }
+        if (pr.isLearner) {
+          const id = `re-replication:${g}:${peer}`
+          seen.add(id)
+          tasks.start({ id, kind: 're-replication', label: `${what}: node ${peer} catching up as a learner`, unit: 'entries', total: s.lastIndex, regionId: g, nodeId: peer }).update(pr.match, s.lastIndex)
+        }
+      }
+    }
+    // Work no longer seen is over: sent, promoted, removed, or handed to another leader (which
+    // starts its own task under the same id).
+    for (const t of tasks.list()) {
+      if (!t.finishedMs && (t.kind === 'snapshot-send' || t.kind === 're-replication') && !seen.has(t.id)) tasks.get(t.id)?.finish()
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
+    await this.http?.close().catch(() => undefined)
     this.duties.stop()
     await this.host.close()
     await this.server.close().catch(() => undefined)

@@ -23,6 +23,9 @@ export interface ProgressStatus {
   readonly next: number;
   readonly state: ProgressState;
   readonly isLearner: boolean;
+  /** While a snapshot is being sent: bytes the follower acknowledged, of the snapshot's size. */
+  readonly snapshotAcked?: number;
+  readonly snapshotBytes?: number;
 }
 
 export interface Status {
@@ -174,7 +177,16 @@ export class RaftNode {
     const r = this.raft;
     const progress = new Map<NodeId, ProgressStatus>();
     if (r.role === 'leader') {
-      for (const [id, pr] of r.progress) progress.set(id, { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner });
+      for (const [id, pr] of r.progress) {
+        const snap = pr.snapshotSend;
+        progress.set(id, {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          isLearner: pr.isLearner,
+          ...(snap ? { snapshotAcked: snap.ackedOffset, snapshotBytes: snap.snapshot.data.length } : {}),
+        });
+      }
     }
     return {
       id: r.id,

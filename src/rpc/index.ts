@@ -88,6 +88,8 @@ export type {
   NodeStatusRequest,
   GroupStatus,
   NodeStatusResponse,
+  NodeEvent,
+  TaskProgress,
   KvRequest,
   GetOp,
   ScanOp,

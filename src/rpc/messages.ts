@@ -335,6 +335,8 @@ export interface GroupStatus {
   voters: number[]
   learners: number[]
   region?: RegionDescriptor
+  sizeBytes: number
+  logEntries: number
 }
 
 export interface NodeStatusResponse {
@@ -346,6 +348,43 @@ export interface NodeStatusResponse {
   uptimeMs: number
   groups: GroupStatus[]
   version: string
+  cpuCores: number
+  loopLagMs: number
+  events: NodeEvent[]
+  tasks: TaskProgress[]
+  seriesStepMs: number
+  kvOps: number[]
+  kvLatencyMs: number[]
+  fuseOps: number[]
+  httpAddress: string
+  capacityBytes: number
+  freeBytes: number
+}
+
+export interface NodeEvent {
+  atMs: number
+  kind: string
+  nodeId: number
+  subjectNode: number
+  regionId: number
+  message: string
+  level: string
+}
+
+export interface TaskProgress {
+  id: string
+  kind: string
+  label: string
+  done: number
+  total: number
+  unit: string
+  rate: number
+  etaMs: number
+  startedMs: number
+  finishedMs: number
+  failed: boolean
+  regionId: number
+  nodeId: number
 }
 
 // ---- kv.proto ----------------------------------------------------------------------------------
@@ -473,6 +512,8 @@ export interface MessageTypes {
   NodeStatusRequest: NodeStatusRequest
   GroupStatus: GroupStatus
   NodeStatusResponse: NodeStatusResponse
+  NodeEvent: NodeEvent
+  TaskProgress: TaskProgress
   KvRequest: KvRequest
   GetOp: GetOp
   ScanOp: ScanOp

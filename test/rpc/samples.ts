@@ -49,6 +49,8 @@ const raftMessage = {
   ctx: 'read-1',
 }
 const errorInfo = { code: 'NOT_LEADER', message: 'ask node 1', leader: addr(1), region }
+const nodeEvent = { atMs: 1_700_000_000_000, kind: 'node-down', nodeId: 1, subjectNode: 3, regionId: 0, message: 'node 3 sent no heartbeat for 10 s', level: 'warn' }
+const taskProgress = { id: 're-replication:7:4', kind: 're-replication', label: 'region 7: node 4 catching up', done: 10, total: 40, unit: 'entries', rate: 2.5, etaMs: 12_000, startedMs: 1_700_000_000_000, finishedMs: 0, failed: false, regionId: 7, nodeId: 4 }
 
 export const SAMPLES: { [N in MessageName]: MessageTypes[N] } = {
   NodeAddr: addr(3),
@@ -90,8 +92,30 @@ export const SAMPLES: { [N in MessageName]: MessageTypes[N] } = {
   ChangeReplicasRequest: { clusterId: 'c1', regionId: 7, epoch, change: 'PROMOTE_LEARNER', target: addr(4) },
   ChangeReplicasResponse: { error: errorInfo, region },
   NodeStatusRequest: {},
-  GroupStatus: { regionId: 7, role: 'leader', leader: 2, term: 5, commitIndex: 10, appliedIndex: 9, voters: [1, 2, 3], learners: [4], region },
-  NodeStatusResponse: { error: errorInfo, clusterId: 'c1', nodeId: 2, address: '127.0.0.1:7002', rssBytes: 1, uptimeMs: 2, groups: [], version: '0.1.0' },
+  GroupStatus: { regionId: 7, role: 'leader', leader: 2, term: 5, commitIndex: 10, appliedIndex: 9, voters: [1, 2, 3], learners: [4], region, sizeBytes: 4096, logEntries: 12 },
+  NodeStatusResponse: {
+    error: errorInfo,
+    clusterId: 'c1',
+    nodeId: 2,
+    address: '127.0.0.1:7002',
+    rssBytes: 1,
+    uptimeMs: 2,
+    groups: [],
+    version: '0.1.0',
+    cpuCores: 0.25,
+    loopLagMs: 1.5,
+    events: [nodeEvent],
+    tasks: [taskProgress],
+    seriesStepMs: 1000,
+    kvOps: [1, 2.5],
+    kvLatencyMs: [0.5, 3],
+    fuseOps: [0, 7],
+    httpAddress: '127.0.0.1:7102',
+    capacityBytes: 2 ** 40,
+    freeBytes: 2 ** 39,
+  },
+  NodeEvent: nodeEvent,
+  TaskProgress: taskProgress,
   KvRequest: { id: 12, regionId: 7, epoch, op: 'commit', commit },
   GetOp: { key: b('k') },
   ScanOp: { start: b('a'), end: b('z'), limit: 100 },

@@ -301,20 +301,20 @@ export class ClusterNode {
         if ((old.epoch?.confVer ?? 0) >= (region.epoch?.confVer ?? 0)) return
       }
       if (this.host.has(group) || this.closed) return
-      this.log.info({ group, from: m.from }, 'creating a replica this node was added to')
+      this.log.info({ region: group, from: m.from }, 'creating a replica this node was added to')
       events.record({ kind: 'replica-created', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} creates its replica of ${group === MASTER_GROUP ? 'the master group' : `region ${group}`} (added by node ${m.from})` })
       // Starts empty: the leader sends a snapshot first (every group starts at index 1).
       await this.openGroup(group, { ...region, leader: 0 }, 0)
       this.host.step(group, m)
     } catch (err) {
-      this.log.warn({ err, group }, 'could not create replica')
+      this.log.warn({ err, region: group }, 'could not create replica')
     } finally {
       this.creating.delete(group)
     }
   }
 
   private onSoftState(group: number, leader: NodeId, isLeader: boolean): void {
-    this.log.info({ group, leader, isLeader }, 'group leader changed')
+    this.log.info({ region: group, leader, isLeader }, 'group leader changed')
     if (isLeader) {
       const term = this.host.status(group)?.term ?? 0
       events.record({ kind: 'leader-changed', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} leads ${group === MASTER_GROUP ? 'the master group' : `region ${group}`} (term ${term})` })
@@ -337,7 +337,7 @@ export class ClusterNode {
   private async removeReplica(group: number): Promise<void> {
     const r = this.regions.get(group)
     if (!r) return
-    this.log.info({ group }, 'this replica was removed from its group; deleting its data')
+    this.log.info({ region: group }, 'this replica was removed from its group; deleting its data')
     events.record({ kind: 'replica-removed', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} was removed from region ${group} and deletes its replica` })
     this.host.removeGroup(group)
     this.regions.delete(group)

@@ -24,7 +24,11 @@ export const PLUGIN_ENV: Record<string, string> = {
   PORT: 'node RPC port (default 7420)',
   DATA_REPLICAS: 'replicas per data region, for a new cluster (default 3)',
   LOG_LEVEL: 'trace, debug, info, warn or error (default info)',
+  HTTP: 'host:port or port of this node\'s status page, /metrics, /healthz and /readyz; this host\'s mount serves its own at the next port; "off" for none (default: the ADVERTISE host, port 7480)',
 }
+
+/** Where the plugin serves HTTP by default (the node; the mount at the next port). */
+export const PLUGIN_HTTP_PORT = 7480
 
 function env(name: string): string {
   return (process.env[name] ?? '').trim()
@@ -75,7 +79,7 @@ export async function runPlugin(a: PluginArgs): Promise<void> {
     })
   }
   start()
-  const p = await startPlugin({ socket: c.socket, mountpoint: c.mountpoint, dataDir: c.dataDir, advertise: c.advertise, waypoints: c.waypoints, secret: c.secret, log })
+  const p = await startPlugin({ socket: c.socket, mountpoint: c.mountpoint, dataDir: c.dataDir, advertise: c.advertise, waypoints: c.waypoints, secret: c.secret, http: c.http?.mount, log })
   onStopSignals(log, async () => {
     stopping = true
     await p.close()
@@ -109,6 +113,15 @@ function pluginConfig(a: PluginArgs) {
     const local = localAddresses()
     waypointListen = waypoints.find((w) => hostOf(w) === advHost || local.has(hostOf(w)))
   }
+  const httpRaw = env('HTTP') || String(PLUGIN_HTTP_PORT)
+  let http: { node: string; mount: string } | undefined
+  if (httpRaw !== 'off') {
+    const m = /^(?:(.+):)?(\d{1,5})$/.exec(httpRaw)
+    const hp = m ? Number(m[2]) : NaN
+    if (!m || !Number.isInteger(hp) || hp < 1 || hp > 65534) throw new Error(`HTTP=${httpRaw}: expected host:port, a port, or off`)
+    const h = m[1] ?? advHost
+    http = { node: `${h}:${hp}`, mount: `${h}:${hp + 1}` }
+  }
   const replicasRaw = env('DATA_REPLICAS')
   const dataReplicas = replicasRaw ? Number(replicasRaw) : undefined
   if (dataReplicas !== undefined && (!Number.isInteger(dataReplicas) || dataReplicas < 1 || dataReplicas > 7)) throw new Error(`DATA_REPLICAS=${replicasRaw}: expected 1 to 7`)
@@ -124,6 +137,7 @@ function pluginConfig(a: PluginArgs) {
     waypointListen,
     secret,
     dataReplicas,
+    http,
   }
 }
 
@@ -145,5 +159,5 @@ async function runWorker(a: PluginArgs): Promise<void> {
     clearInterval(orphan)
     stop('supervisor gone')
   }, 1000)
-  node = await startPluginNode({ dataDir: c.dataDir, listen: c.listen, advertise: c.advertise, waypoints: c.waypoints, waypointListen: c.waypointListen, secret: c.secret, dataReplicas: c.dataReplicas, log })
+  node = await startPluginNode({ dataDir: c.dataDir, listen: c.listen, advertise: c.advertise, waypoints: c.waypoints, waypointListen: c.waypointListen, secret: c.secret, dataReplicas: c.dataReplicas, http: c.http?.node, log })
 }

@@ -14,7 +14,9 @@ import { promisify } from 'node:util'
 import { ClusterNode } from '../cluster'
 import { FileSystem } from '../fs'
 import { mount, type Mounted } from '../fuse'
+import { startHttp, type HttpServer } from '../http'
 import { ClusterKV } from '../kv'
+import { gatherPicture, series } from '../observe'
 import { RpcClients } from '../rpc'
 import { logger, type Logger } from '../util'
 import { startWaypoint, type RunningWaypoint } from '../waypoint'
@@ -32,6 +34,8 @@ export interface PluginNodeOptions {
   readonly waypointListen?: string
   readonly secret: string
   readonly dataReplicas?: number
+  /** host:port of the node's status page, /metrics, /healthz and /readyz. */
+  readonly http?: string
   readonly log: Logger
 }
 
@@ -52,6 +56,7 @@ export async function startPluginNode(o: PluginNodeOptions): Promise<{ close(): 
       secret: o.secret,
       settings: { dataReplicas: o.dataReplicas },
       logger: logger('node'),
+      http: o.http,
     })
   } catch (err) {
     await waypoint?.close()
@@ -80,6 +85,8 @@ export interface PluginOptions {
   readonly waitMs?: number
   /** How often the FUSE mount is checked (default 5 s). */
   readonly watchMs?: number
+  /** host:port of this process's own HTTP (the mount's FUSE metrics, its health). */
+  readonly http?: string
   readonly log: Logger
 }
 
@@ -142,6 +149,22 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
   // connections stay open until the client closes them.
   server.keepAliveTimeout = 0
   log.info({ socket: o.socket }, 'VolumeDriver API listening')
+
+  series.start()
+  let http: HttpServer | null = null
+  if (o.http) {
+    http = await startHttp({
+      listen: o.http,
+      logger: logger('http'),
+      picture: () => gatherPicture(clients, { masterHint: o.advertise, waypoints: o.waypoints }),
+      health: () => ({ process: closed ? 'closing' : true }),
+      ready: () => ({ plugin: state.phase === 'ready' ? true : state.why, mount: mounted ? true : 'the filesystem is not mounted' }),
+    }).catch((err: Error) => {
+      // The plugin works without its page: say so and go on.
+      log.error({ err: err.message, http: o.http }, 'cannot serve HTTP (status page, /metrics); going on without it')
+      return null
+    })
+  }
 
   /** Whether our FUSE mount is still in the mount table. Never probed with a stat: this process
    * serves that mount, and a stat blocks a libuv thread for as long as the cluster does not
@@ -225,6 +248,7 @@ export async function startPlugin(o: PluginOptions): Promise<RunningPlugin> {
       server.closeAllConnections()
       await serverClosed
       rmSync(o.socket, { force: true })
+      await http?.close()
       await started.catch(() => undefined)
       await remounting?.catch(() => undefined)
       if (mounted) await mounted.close().catch((err) => log.error({ err }, 'unmount failed'))

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { promises as fsp, mkdirSync, writeFileSync } from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { Task } from '../src/observe'
 import { summaryText } from './lib/profile'
 import { ProcFigures, ProcResults, Results, errorsText, notesText, procText, table, targetLines, targets, truncatedText } from './lib/report'
 import { Proc, RssWatch, ioSnapshot, writeAmp } from './lib/procstat'
@@ -56,7 +57,62 @@ function parseArgs(argv: string[]): Args {
 
 const T0 = Date.now()
 const SIGNAL_REPEAT_MS = 1000
-const log = (s: string) => process.stderr.write(`${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s ${s}\n`)
+const say = (s: string) => process.stderr.write(`${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s ${s}\n`)
+
+/** Progress of the whole run for the long phases (src/observe's Task): a system
+ * counts as done when torn down, a row (a line `  name`) as a share of its system. Every
+ * PROGRESS_EVERY_MS without a log line, the current phase and the run's progress are printed. */
+const PROGRESS_EVERY_MS = 15_000
+const progress = {
+  task: null as Task | null,
+  systemsDone: 0,
+  rowsSeen: 0,
+  rowsPerSystem: 1,
+  phase: '',
+  phaseAt: Date.now(),
+  lastLine: Date.now(),
+  timer: null as NodeJS.Timeout | null,
+  start(systems: number, rowsPerSystem: number): void {
+    this.task = new Task({ id: 'bench', kind: 'bench', label: 'bench run', unit: 'systems', total: systems }, () => undefined)
+    this.rowsPerSystem = Math.max(1, rowsPerSystem)
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastLine < PROGRESS_EVERY_MS) return
+      say(`  ... ${this.phase || 'setting up'} for ${((Date.now() - this.phaseAt) / 1000).toFixed(0)} s; run ${this.text()}`)
+    }, PROGRESS_EVERY_MS)
+    this.timer.unref()
+  },
+  line(s: string): void {
+    this.lastLine = Date.now()
+    const m = /^(?:\[[a-z]+\] )?(setting up|tearing down)$|^ {2}([a-z0-9-]+)\b/.exec(s.replace(/^\[[a-z]+\] /, ''))
+    if (!m) return
+    this.phase = (m[1] ?? m[2]) as string
+    this.phaseAt = Date.now()
+    if (m[2]) this.rowsSeen++
+    this.task?.update(this.systemsDone + Math.min(0.95, this.rowsSeen / this.rowsPerSystem))
+  },
+  systemDone(): void {
+    this.systemsDone++
+    this.rowsSeen = 0
+    this.task?.update(this.systemsDone)
+  },
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
+  },
+  /** "42%, about 12 min left" */
+  text(): string {
+    const t = this.task
+    if (!t) return ''
+    const pct = Math.floor((t.done / Math.max(1, t.total)) * 100)
+    // The mean rate since the start: systems differ, but a run's phases repeat per system.
+    const eta = t.done > 0 ? ((t.total - t.done) * (Date.now() - t.startedMs)) / t.done : 0
+    return `${pct}%${eta ? `, about ${eta > 90_000 ? `${Math.round(eta / 60_000)} min` : `${Math.round(eta / 1000)} s`} left` : ''}`
+  },
+}
+
+const log = (s: string) => {
+  progress.line(s)
+  say(s)
+}
 
 function localDate(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0')
@@ -124,6 +180,7 @@ async function main(): Promise<void> {
   const results: Results = {}
   const procs: ProcResults = {}
   const timing: Record<string, number> = {}
+  progress.start(args.systems.length, args.rows.size)
   for (const id of args.systems) {
     const t0 = Date.now()
     log(`[${id}] setting up`)
@@ -170,8 +227,10 @@ async function main(): Promise<void> {
     }
     for (const k of Object.keys(r)) if (!args.rows.has(k)) delete r[k]
     timing[id] = (Date.now() - t0) / 1000
-    log(`[${id}] done in ${timing[id]!.toFixed(0)} s`)
+    progress.systemDone()
+    log(`[${id}] done in ${timing[id]!.toFixed(0)} s; run ${progress.text()}`)
   }
+  progress.stop()
   if (!args.work) await safeRm(work, [])
 
   const t = targets(results, rows, procs)

@@ -1,7 +1,7 @@
 # PolyFS: the two commands a newcomer needs are `make test` and `make up`.
 # Both install what they need on a fresh Debian 12 machine (run as root), then build.
 SHELL := /bin/bash
-APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io postgresql-15
+APT_PACKAGES := libfuse2 fuse3 bindfs fio attr sqlite3 git vim util-linux mount python3 make g++ docker.io postgresql-15 chromium
 # Only `make bench` installs these (the peer systems of bench/: GlusterFS, MooseFS, and ip/nsenter
 # for MooseFS's network namespace); `make test` and CI never do.
 BENCH_APT_PACKAGES := glusterfs-server glusterfs-client moosefs-master moosefs-chunkserver moosefs-client moosefs-cli iproute2 util-linux
@@ -16,6 +16,7 @@ all: build
 # util-linux and mount (setpriv, tmpfs for the full-disk test), docker.io (the plugin and its tests
 # need a Docker engine), postgresql-15 (the PostgreSQL fault test runs its own server). Their
 # install starts no service (scripts/apt-install.sh); the tests start what they need.
+# chromium: the status page's browser test (test/http/browser.test.ts) drives it headless.
 apt:
 	@bash scripts/apt-install.sh "make test and make up" $(APT_PACKAGES)
 

@@ -120,6 +120,12 @@ async function clusterMap(clients: RpcClients, o: GatherOptions, timeoutMs: numb
   throw new Error(`no master leader answers (${problems.join('; ') || 'no waypoints given'})`)
 }
 
+/** grpc-js's message without its empty "Resolution note:" tail and the repeated code. */
+function shortError(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err)
+  return m.replace(/\s*Resolution note:\s*$/, '').replace(/^\d+ UNAVAILABLE: /, 'UNAVAILABLE: ').split('\n')[0] as string
+}
+
 const hex = (b: Buffer | Uint8Array | undefined) => (b ? Buffer.from(b).toString('hex') : '')
 
 export async function gatherPicture(clients: RpcClients, o: GatherOptions): Promise<Picture> {
@@ -134,7 +140,7 @@ export async function gatherPicture(clients: RpcClients, o: GatherOptions): Prom
           const s = await clients.admin(n.address).status({}, { timeoutMs })
           statuses.set(n.nodeId, s.error?.code ? { error: `${s.error.code}: ${s.error.message}` } : s)
         } catch (err) {
-          statuses.set(n.nodeId, { error: (err as Error).message })
+          statuses.set(n.nodeId, { error: shortError(err) })
         }
       }),
   )

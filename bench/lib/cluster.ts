@@ -24,20 +24,21 @@ const STOP_TIMEOUT_MS = 60_000
 
 export type ClusterUp = ProcessesUp
 
-interface StatusMap { map?: { master?: { voters?: number[]; learners?: number[] }; regions?: { voters?: number[]; learners?: number[] }[] } }
+/** The part of `polyfs status --json` (the Picture, src/observe/picture.ts) readiness reads. */
+interface StatusPicture { master?: { voters?: number[]; learners?: number[] }; regions?: { voters?: number[]; learners?: number[] }[] }
 
 /** Ready means 3 master voters, and region 1 with 3 voters and no learners. */
 function readiness(out: string): { ready: boolean; what: string } {
   const i = out.indexOf('{')
   if (i < 0) return { ready: false, what: 'no JSON from status' }
-  let s: StatusMap
+  let s: StatusPicture
   try {
-    s = JSON.parse(out.slice(i)) as StatusMap
+    s = JSON.parse(out.slice(i)) as StatusPicture
   } catch {
     return { ready: false, what: 'unparsable status' }
   }
-  const master = s.map?.master?.voters?.length ?? 0
-  const r = s.map?.regions?.[0]
+  const master = s.master?.voters?.length ?? 0
+  const r = s.regions?.[0]
   const voters = r?.voters?.length ?? 0
   const learners = r?.learners?.length ?? 0
   const what = `master voters ${master}, region voters ${voters}, learners ${learners}`

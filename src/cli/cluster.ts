@@ -13,6 +13,7 @@ import { ClusterKV } from '../kv'
 import { gatherPicture, series } from '../observe'
 import { RpcClients } from '../rpc'
 import { logger, setLogLevel, type Logger } from '../util'
+import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
 export interface NodeArgs {
@@ -61,6 +62,7 @@ export async function runNode(a: NodeArgs): Promise<void> {
   const compact = Number(process.env.POLYFS_COMPACT_AFTER_ENTRIES ?? '')
   const compactAfterEntries = Number.isInteger(compact) && compact > 0 ? compact : undefined
   const node = await ClusterNode.start({ dataDir: path.resolve(a.data), listen: a.listen, advertise: a.advertise, waypoints: a.waypoints, secret: a.secret, settings, compactAfterEntries, http: a.http })
+  setLogNode(node.nodeId)
   let mounted: Mounted | null = null
   if (a.mount) node.readyChecks = () => ({ mount: mounted ? true : 'the filesystem is not mounted yet' })
   onStopSignals(log, async () => {

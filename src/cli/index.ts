@@ -110,12 +110,19 @@ export function main(argv: string[]): void {
 
   program
     .command('status')
-    .description('Show the cluster at a glance: nodes, the master group and its leader, regions with replicas and leaders, capacity, health.')
+    .description('Show the cluster at a glance, the same picture as the status page: health and problems, the master group and its leader, nodes (state, roles, space, memory, CPU, heartbeat), regions with their replicas and leaders, tasks in progress, recent events. Exits 1 when no master answers.')
     .requiredOption('--waypoints <list>', 'comma-separated waypoint addresses (host:port)', addresses)
     .option('--secret <secret>', 'cluster secret (default: env POLYFS_SECRET)')
-    .option('--json', 'print JSON instead of tables', false)
-    .action(async (o: { waypoints: string[]; secret?: string; json: boolean }) => {
-      await runStatus({ waypoints: o.waypoints, secret: secretOf(o.secret), json: o.json })
+    .option('--json', 'print the picture as JSON (with --watch: one document per line)', false)
+    .option('--watch [seconds]', 'redraw every SECONDS (default 2, at least 0.2) until Ctrl-C', (v: string) => {
+      const n = Number(v)
+      if (v.trim() === '' || !Number.isFinite(n) || n < 0.2 || n > 3600) throw new InvalidArgumentError('expected a number of seconds from 0.2 to 3600')
+      return n
+    })
+    .addOption(logLevel().default('warn'))
+    .addHelpText('after', '\nColours only on a terminal, and not when NO_COLOR is set.\n')
+    .action(async (o: { waypoints: string[]; secret?: string; json: boolean; watch?: number | true; logLevel: string }) => {
+      await runStatus({ waypoints: o.waypoints, secret: secretOf(o.secret), json: o.json, watchSec: o.watch === true ? 2 : o.watch, logLevel: o.logLevel })
     })
 
   program

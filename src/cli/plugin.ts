@@ -5,7 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { networkInterfaces } from 'node:os'
 import path from 'node:path'
 import { startPlugin, startPluginNode } from '../plugin'
+import { loadIdentity } from '../cluster/identity'
 import { logger, setLogLevel } from '../util'
+import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
 export interface PluginArgs {
@@ -160,4 +162,6 @@ async function runWorker(a: PluginArgs): Promise<void> {
     stop('supervisor gone')
   }, 1000)
   node = await startPluginNode({ dataDir: c.dataDir, listen: c.listen, advertise: c.advertise, waypoints: c.waypoints, waypointListen: c.waypointListen, secret: c.secret, dataReplicas: c.dataReplicas, http: c.http?.node, log })
+  // startPluginNode does not return the node; its id is in the identity it has just saved.
+  setLogNode(loadIdentity(c.dataDir, c.advertise).nodeId)
 }

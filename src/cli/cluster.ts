@@ -35,7 +35,7 @@ export interface NodeArgs {
 async function mountCluster(clients: RpcClients, waypoints: string[], nodes: string[], mountpoint: string, attrTimeoutSec: number, log: Logger): Promise<Mounted> {
   const problem = await checkMountpoint(mountpoint)
   if (problem) throw new Error(problem)
-  const kv = new ClusterKV({ clients, waypoints, nodes, logger: log.child({ component: 'kv' }) })
+  const kv = new ClusterKV({ clients, waypoints, nodes, logger: logger('kv') })
   await kv.connect()
   const fs = await FileSystem.open(kv, { shared: true })
   try {

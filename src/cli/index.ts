@@ -166,7 +166,7 @@ export function main(argv: string[]): void {
 
   program.addHelpText(
     'after',
-    '\nEnvironment:\n  POLYFS_SECRET      the cluster secret (instead of --secret)\n  POLYFS_OP_TIMING=1  log, at unmount, how many times each FUSE operation ran and its mean time inside PolyFS\n\nLogs are JSON lines (pino) on stderr. Docs: docs/ in the repository.\n',
+    '\nEnvironment:\n  POLYFS_SECRET      the cluster secret (instead of --secret)\n  POLYFS_OP_TIMING=1  log, at unmount, how many times each FUSE operation ran and its mean time inside PolyFS\n\nLogs are JSON lines (pino) on stderr, human-readable on a terminal (POLYFS_LOG_FORMAT=json|pretty to choose). Docs: docs/ in the repository.\n',
   )
   program.parseAsync(argv).catch((err: Error) => {
     process.stderr.write(`polyfs: ${err.message}\n`)

@@ -23,9 +23,11 @@ import {
   type Message,
   type NodeId,
   type Ready,
+  type Role,
   type Snapshot,
   type Status,
 } from '../raft'
+import { counterCell, metrics, onCollect, type CounterCell } from '../observe/metrics'
 import type { Logger } from '../util/log'
 
 /** What a group's state machine does for the host. */
@@ -91,8 +93,65 @@ interface Group {
   readonly readWaiters: PendingRead[]
   leader: NodeId
   isLeader: boolean
+  /** This node's role in the group as of the last soft state (elections are counted from it). */
+  role: Role
+  /** The last leader known (0 never counts as one), for counting leader changes. */
+  lastLeader: NodeId
   /** The hard state last handed to the store (term and vote decide whether a sync is needed). */
   synced: HardState
+  readonly m: KindMetrics
+}
+
+// ---- metrics: counters per group kind (group 0 is the master group), bumped as cells; the
+// gauges (groups, leaders, log entries per group) are computed from the live hosts at scrape.
+
+type Kind = 'master' | 'region'
+const kindOf = (group: number): Kind => (group === 0 ? 'master' : 'region')
+
+interface KindMetrics {
+  readonly proposals: CounterCell
+  readonly committed: CounterCell
+  readonly applied: CounterCell
+  readonly elections: CounterCell
+  readonly leaderChanges: CounterCell
+}
+
+function kindMetrics(kind: Kind): KindMetrics {
+  return {
+    proposals: counterCell(metrics.raftProposals, { kind }),
+    committed: counterCell(metrics.raftCommitted, { kind }),
+    applied: counterCell(metrics.raftApplied, { kind }),
+    elections: counterCell(metrics.raftElections, { kind }),
+    leaderChanges: counterCell(metrics.raftLeaderChanges, { kind }),
+  }
+}
+
+const KINDS: Record<Kind, KindMetrics> = { master: kindMetrics('master'), region: kindMetrics('region') }
+
+/** Hosts not closed yet (one per node process; tests may run several in one process). */
+const liveHosts = new Set<RaftHost>()
+
+onCollect(metrics.raftGroups, () => {
+  const n = { master: 0, region: 0 }
+  for (const h of liveHosts) for (const id of h.groupIds()) n[kindOf(id)]++
+  metrics.raftGroups.set({ kind: 'master' }, n.master)
+  metrics.raftGroups.set({ kind: 'region' }, n.region)
+})
+onCollect(metrics.raftLeaders, () => {
+  const n = { master: 0, region: 0 }
+  for (const h of liveHosts) for (const id of h.groupIds()) if (h.isLeader(id)) n[kindOf(id)]++
+  metrics.raftLeaders.set({ kind: 'master' }, n.master)
+  metrics.raftLeaders.set({ kind: 'region' }, n.region)
+})
+onCollect(metrics.raftLogEntries, () => {
+  // Rebuilt each time: a removed group's series goes away with it.
+  metrics.raftLogEntries.reset()
+  for (const h of liveHosts) for (const [id, entries] of h.logEntries()) metrics.raftLogEntries.set({ region: String(id) }, entries)
+})
+
+function noteSnapshot(event: 'taken' | 'installed' | 'sent', bytes: number, count = 1): void {
+  if (count) metrics.raftSnapshots.inc({ event }, count)
+  if (bytes) metrics.raftSnapshotBytes.inc({ event }, bytes)
 }
 
 /** Bound on reads waiting per group; beyond it reads fail at once (flow control). */
@@ -128,10 +187,12 @@ export class RaftHost {
   start(): void {
     this.timer = setInterval(() => this.tick(), this.tickMs)
     this.timer.unref()
+    liveHosts.add(this)
   }
 
   async close(): Promise<void> {
     this.closed = true
+    liveHosts.delete(this)
     if (this.timer) clearInterval(this.timer)
     while (this.running) await new Promise((r) => setTimeout(r, 5))
     for (const g of this.groups.values()) this.failAll(g, new NotLeaderError(g.id, 0, 'node shutting down'))
@@ -161,7 +222,7 @@ export class RaftHost {
       // commit instead of two (docs/raft.md, "Commit notice").
       commitNotice: 'lazy',
     })
-    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, synced: storage.initialState().hardState })
+    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, role: 'follower', lastLeader: 0, synced: storage.initialState().hardState, m: KINDS[kindOf(id)] })
     this.schedule()
   }
 
@@ -171,6 +232,11 @@ export class RaftHost {
 
   groupIds(): number[] {
     return [...this.groups.keys()]
+  }
+
+  /** Entries in each group's log (since its snapshot), by group id. */
+  *logEntries(): IterableIterator<[number, number]> {
+    for (const g of this.groups.values()) yield [g.id, Math.max(0, g.storage.lastIndex() - g.storage.firstIndex() + 1)]
   }
 
   /** Stops hosting a group (its replica was removed); pending work fails. */
@@ -217,6 +283,7 @@ export class RaftHost {
     if (!g) return Promise.reject(new NotLeaderError(group, 0, 'group not hosted here'))
     const r = g.node.propose(data)
     if (!r.ok) return Promise.reject(new NotLeaderError(group, r.leader, r.reason))
+    g.m.proposals.inc()
     this.schedule()
     return new Promise((resolve, reject) => g.proposals.set(r.index, { term: r.term, resolve, reject }))
   }
@@ -226,6 +293,7 @@ export class RaftHost {
     if (!g) return Promise.reject(new NotLeaderError(group, 0, 'group not hosted here'))
     const r = g.node.proposeConfChange(cc)
     if (!r.ok) return Promise.reject(new NotLeaderError(group, r.leader, r.reason))
+    g.m.proposals.inc()
     this.schedule()
     return new Promise((resolve, reject) => g.proposals.set(r.index, { term: r.term, resolve, reject }))
   }
@@ -300,12 +368,14 @@ export class RaftHost {
     // term or vote. A hard state that only advanced its commit index can be lost harmlessly.
     let durable = false
     for (const { g, rd } of work) {
+      this.noteRoles(g, rd)
       saveReady(g.storage, rd)
       if (rd.entries.length > 0 || rd.snapshot) durable = true
       if (rd.hardState && (rd.hardState.term !== g.synced.term || rd.hardState.vote !== g.synced.vote)) durable = true
       if (rd.hardState) g.synced = rd.hardState
       const leading = (rd.softState?.role ?? (g.isLeader ? 'leader' : 'follower')) === 'leader'
       for (const message of rd.messages) {
+        if (message.type === 'snapshot') noteSnapshot('sent', message.data.length, message.done ? 1 : 0)
         const into = leading && message.type === 'append' ? early : late
         let list = into.get(message.to)
         if (!list) into.set(message.to, (list = []))
@@ -325,12 +395,16 @@ export class RaftHost {
       }
       if (rd.snapshot) {
         await g.sm.restore(rd.snapshot)
-        this.opts.logger.info({ group: g.id, index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, 'snapshot installed')
+        noteSnapshot('installed', rd.snapshot.data.length)
+        this.opts.logger.info({ region: g.id, index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, 'snapshot installed')
         // Proposals the snapshot covers may or may not be in it: their outcome is unknown here,
         // and the client retries them under the same transaction id (docs/cluster.md).
         this.settleUpTo(g, rd.snapshot.meta.index)
       }
-      if (rd.committedEntries.length > 0) await this.apply(g, rd.committedEntries)
+      if (rd.committedEntries.length > 0) {
+        g.m.committed.inc(rd.committedEntries.length)
+        await this.apply(g, rd.committedEntries)
+      }
       for (const rs of rd.readStates) {
         const p = g.reads.get(rs.ctx)
         if (!p) continue
@@ -350,6 +424,26 @@ export class RaftHost {
     this.again = true
   }
 
+  /** Counts elections and leader changes from a Ready's soft and hard state (before g.synced
+   * moves on). An election this node started: it became pre-candidate or candidate, or
+   * campaigned again as candidate in a new term, or went from follower straight to leader (a
+   * campaign won within one step, as a single voter does). A pre-candidate retrying keeps its
+   * role and term, so its retries are not seen. */
+  private noteRoles(g: Group, rd: Ready): void {
+    const role = rd.softState?.role ?? g.role
+    const was = g.role
+    const campaigning = role === 'candidate' || role === 'preCandidate'
+    const wasCampaigning = was === 'candidate' || was === 'preCandidate'
+    const newTerm = !!rd.hardState && rd.hardState.term > g.synced.term
+    if ((campaigning && !wasCampaigning) || (role === 'candidate' && was === 'candidate' && newTerm) || (role === 'leader' && was === 'follower')) g.m.elections.inc()
+    g.role = role
+    const leader = rd.softState?.leader ?? 0
+    if (leader !== 0 && leader !== g.lastLeader) {
+      g.m.leaderChanges.inc()
+      g.lastLeader = leader
+    }
+  }
+
   private async apply(g: Group, entries: readonly Entry[]): Promise<void> {
     // Conf changes take effect in the core at advance(); the state machine needs the
     // configuration after each one now, so compute it along the way.
@@ -362,6 +456,7 @@ export class RaftHost {
     }
     const applied = g.sm.appliedIndex
     const fresh = entries.filter((e) => e.index > applied)
+    g.m.applied.inc(fresh.length)
     const results = fresh.length === 0 ? [] : await g.sm.applyEntries(fresh, (e) => after.get(e.index) ?? { voters: [...conf.voters], learners: [...conf.learners] })
     fresh.forEach((e, i) => {
       const p = g.proposals.get(e.index)
@@ -423,6 +518,7 @@ export class RaftHost {
     const data = await g.sm.snapshotData()
     s.createSnapshot(applied, g.node.confState(), data)
     s.compact(Math.max(s.firstIndex(), applied - KEEP_AFTER_COMPACT))
-    this.opts.logger.info({ group: g.id, index: applied, bytes: data.length }, 'snapshot taken, log compacted')
+    noteSnapshot('taken', data.length)
+    this.opts.logger.info({ region: g.id, index: applied, bytes: data.length }, 'snapshot taken, log compacted')
   }
 }

@@ -490,6 +490,10 @@ export class ClusterNode {
   /** Once a heartbeat: progress of learners catching up and of snapshots being sent by the
    * groups this node leads (re-replication), as tasks for the status page. */
   private sampleGroups(): void {
+    const cap = this.capacity()
+    metrics.nodeCapacityBytes.set(cap.capacityBytes)
+    metrics.nodeFreeBytes.set(cap.freeBytes)
+    void this.store.diskBytes().then((b) => metrics.storeDiskBytes.set(b), () => undefined)
     const seen = new Set<string>()
     for (const g of this.host.groupIds()) {
       const s = this.host.status(g)

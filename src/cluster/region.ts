@@ -7,6 +7,7 @@
 // so every replica accepts and refuses the same commits: validation needs no coordination.
 import { crc32c } from '@node-rs/crc32'
 import type { ClassicLevel } from 'classic-level'
+import { counterCell, dropSeries, metrics, type CounterCell } from '../observe/metrics'
 import type { Entry, Snapshot } from '../raft'
 import { decode, encode, ErrorCode, keyInRegion, type CommitOp, type RegionDescriptor } from '../rpc'
 import { rawBatch } from '../util/leveldb'
@@ -103,10 +104,18 @@ export class RegionReplica implements GroupStateMachine {
    * before its write lands (the Raft log already holds the entries durably); everything that
    * reads the store waits for it first, so no read can miss an applied write. */
   private landing: Promise<void> | null = null
+  /** The region label of this replica's metrics, and their cells. */
+  private readonly label: { region: string }
+  private readonly writes: CounterCell
+  private readonly reads: CounterCell
 
   constructor(private readonly db: Db, region: RegionDescriptor, applied: number, private readonly selfId = 0) {
     this.region = region
     this.appliedIndex = applied
+    this.label = { region: String(region.id) }
+    this.writes = counterCell(metrics.regionWrites, this.label)
+    this.reads = counterCell(metrics.regionReads, this.label)
+    metrics.regionBytes.set(this.label, this.sizeBytes)
   }
 
   get id(): number {
@@ -119,6 +128,7 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async get(key: Buffer): Promise<VersionedValue | undefined> {
+    this.reads.inc()
     if (this.landing) await this.landed()
     // Synchronous: a point read from LevelDB's caches is cheaper than the thread-pool round
     // trip of the async get (two cross-thread wake-ups per read).
@@ -127,6 +137,7 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
+    this.reads.inc()
     if (this.landing) await this.landed()
     const out: { key: Buffer; value: Buffer; version: number }[] = []
     const max = limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES
@@ -165,6 +176,11 @@ export class RegionReplica implements GroupStateMachine {
     }
     const last = entries[entries.length - 1]
     if (last) this.appliedIndex = Math.max(this.appliedIndex, last.index)
+    // Key writes are the ops before the meta record below.
+    if (ops.length > 0) {
+      this.writes.inc(ops.length)
+      metrics.regionBytes.set(this.label, this.sizeBytes)
+    }
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
     // Answer now; the write lands in the background (one thread-pool round trip less on every
     // commit's path). A failed write fails every later read and apply: the host then stops.
@@ -308,6 +324,7 @@ export class RegionReplica implements GroupStateMachine {
     this.region = { ...region, voters: [...snap.meta.confState.voters], learners: [...snap.meta.confState.learners] }
     this.appliedIndex = snap.meta.index
     this.sizeBytes = size
+    metrics.regionBytes.set(this.label, size)
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
     await rawBatch(this.db, ops, false)
     this.txns.clear()
@@ -321,6 +338,7 @@ export class RegionReplica implements GroupStateMachine {
     this.region = { ...this.region, voters: [...snap.meta.confState.voters], learners: [...snap.meta.confState.learners], epoch: { confVer: snap.meta.index, version } }
     this.appliedIndex = snap.meta.index
     this.sizeBytes = 0
+    metrics.regionBytes.set(this.label, 0)
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
     await rawBatch(this.db, ops, false)
   }
@@ -332,5 +350,7 @@ export class RegionReplica implements GroupStateMachine {
     for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'tombstone', applied: this.appliedIndex, region: this.region }) })
     await rawBatch(this.db, ops, true)
+    // The replica is gone: so are its series (region label values stay bounded).
+    for (const m of [metrics.regionBytes, metrics.regionWrites, metrics.regionReads]) dropSeries(m, this.label)
   }
 }

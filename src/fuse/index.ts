@@ -6,10 +6,12 @@
 // first, 64-bit inode numbers, nanosecond times, UTIME_NOW/UTIME_OMIT, no per-op timeout.
 import { execFile } from 'node:child_process'
 import { promises as fsp } from 'node:fs'
+import { constants as osConstants } from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { KvError } from '../kv'
 import { CorruptRecordError, Ctx, FileSystem, FsError, Stat, TimeArg, errnoNumber } from '../fs'
+import { counterCell, histogramCell, metrics, series, type CounterCell, type HistogramCell } from '../observe'
 import { Logger, logger } from '../util'
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -162,17 +164,49 @@ class OpTiming {
   }
 }
 
+/** Errno number -> name (the first name of numbers with two, e.g. EAGAIN for EWOULDBLOCK): the
+ * result label of polyfs_fuse_operations_total, bounded by the errno table. */
+const ERRNO_NAMES = new Map<number, string>()
+for (const [name, n] of Object.entries(osConstants.errno)) if (!ERRNO_NAMES.has(n)) ERRNO_NAMES.set(n, name)
+
+/** One op's metric cells, made once per op name: recording is a few adds (observe/metrics.ts). */
+class OpMetrics {
+  readonly ok: CounterCell
+  readonly seconds: HistogramCell
+  private readonly errors = new Map<number, CounterCell>()
+  constructor(readonly op: string) {
+    this.ok = counterCell(metrics.fuseOps, { op, result: 'ok' })
+    this.seconds = histogramCell(metrics.fuseSeconds, { op })
+  }
+  /** An answer: 0 or a byte count (ok), or a negative errno. t0 from performance.now(). */
+  done(t0: number, result: number): void {
+    this.seconds.observe((performance.now() - t0) / 1000)
+    if (result >= 0) this.ok.inc()
+    else this.error(-result).inc()
+    series.noteFuse()
+  }
+  private error(errno: number): CounterCell {
+    let c = this.errors.get(errno)
+    if (!c) this.errors.set(errno, (c = counterCell(metrics.fuseOps, { op: this.op, result: ERRNO_NAMES.get(errno) ?? 'other' })))
+    return c
+  }
+}
+
+const readBytes = counterCell(metrics.fuseReadBytes)
+const writtenBytes = counterCell(metrics.fuseWriteBytes)
+
 function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<string, (...args: any[]) => void> {
-  // Each op: run the fs call, answer cb(0, result) or cb(-errno).
-  const wrap =
-    <A extends unknown[], R>(op: string, call: (ctx: Ctx, ...args: A) => Promise<R>, reply: (cb: Cb, r: R) => void = (cb) => cb(0)) =>
-    (c: NativeCtx, ...rest: unknown[]) => {
+  // Each op: run the fs call, answer cb(0, result) or cb(-errno), and count it.
+  const wrap = <A extends unknown[], R>(op: string, call: (ctx: Ctx, ...args: A) => Promise<R>, reply: (cb: Cb, r: R) => void = (cb) => cb(0)) => {
+    const m = new OpMetrics(op)
+    return (c: NativeCtx, ...rest: unknown[]) => {
+      const t0 = performance.now()
       let cb = rest.pop() as Cb
       if (timing) {
-        const t0 = process.hrtime.bigint()
+        const start = process.hrtime.bigint()
         const inner = cb
         cb = (...a: unknown[]) => {
-          timing.record(op, Number(process.hrtime.bigint() - t0))
+          timing.record(op, Number(process.hrtime.bigint() - start))
           inner(...a)
         }
       }
@@ -180,28 +214,48 @@ function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<s
       try {
         p = call(ctxOf(c), ...(rest as A))
       } catch (err) {
-        cb(toErrno(err, op, log))
+        const e = toErrno(err, op, log)
+        m.done(t0, e)
+        cb(e)
         return
       }
       p.then(
-        (r) => reply(cb, r),
-        (err) => cb(toErrno(err, op, log)),
+        (r) => {
+          m.done(t0, 0)
+          reply(cb, r)
+        },
+        (err) => {
+          const e = toErrno(err, op, log)
+          m.done(t0, e)
+          cb(e)
+        },
       )
     }
+  }
   const stat = (cb: Cb, st: Stat) => cb(0, st)
   const path = (p: string | null): string => {
     if (p === null) throw new FsError('ENOENT', 'no path for an unlinked file')
     return p
   }
   // read/write answer with a byte count or a negative errno in the first argument.
-  const io =
-    (op: string, call: (ctx: Ctx, fh: number, buf: Buffer, len: number, off: number) => Promise<number>) =>
-    (c: NativeCtx, _p: string | null, fh: number, buf: Buffer, len: number, off: number, cb: Cb) => {
+  const io = (op: string, call: (ctx: Ctx, fh: number, buf: Buffer, len: number, off: number) => Promise<number>, bytes: CounterCell) => {
+    const m = new OpMetrics(op)
+    return (c: NativeCtx, _p: string | null, fh: number, buf: Buffer, len: number, off: number, cb: Cb) => {
+      const t0 = performance.now()
       call(ctxOf(c), fh, buf, len, off).then(
-        (n) => cb(n),
-        (err) => cb(toErrno(err, op, log)),
+        (n) => {
+          m.done(t0, n)
+          if (n > 0) bytes.inc(n)
+          cb(n)
+        },
+        (err) => {
+          const e = toErrno(err, op, log)
+          m.done(t0, e)
+          cb(e)
+        },
       )
     }
+  }
   return {
     init: (_c: NativeCtx, cb: Cb) => cb(0),
     getattr: wrap('getattr', (ctx, p: string) => fs.getattr(ctx, p), stat),
@@ -211,8 +265,8 @@ function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<s
     readdir: wrap('readdir', (ctx, p: string) => fs.readdir(ctx, p), (cb, r) => cb(0, r.names, r.stats)),
     open: wrap('open', (ctx, p: string, flags: number) => fs.openFile(ctx, p, flags), (cb, fh) => cb(0, fh)),
     create: wrap('create', (ctx, p: string, mode: number, flags: number) => fs.create(ctx, p, mode, flags), (cb, fh) => cb(0, fh)),
-    read: io('read', (ctx, fh, buf, len, off) => fs.read(ctx, fh, buf, len, off)),
-    write: io('write', (ctx, fh, buf, len, off) => fs.write(ctx, fh, buf, len, off)),
+    read: io('read', (ctx, fh, buf, len, off) => fs.read(ctx, fh, buf, len, off), readBytes),
+    write: io('write', (ctx, fh, buf, len, off) => fs.write(ctx, fh, buf, len, off), writtenBytes),
     flush: wrap('flush', (ctx, _p: string | null, fh: number) => fs.flush(ctx, fh)),
     fsync: wrap('fsync', (ctx, _p: string | null, fh: number) => fs.fsync(ctx, fh)),
     fsyncdir: wrap('fsyncdir', () => fs.fsyncdir()),

@@ -4,7 +4,7 @@
 import express from 'express'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { registry, type Picture } from '../observe'
+import { collectProcessMetrics, registry, type Picture } from '../observe'
 import type { Logger } from '../util/log'
 import { pageHtml } from './page'
 
@@ -46,6 +46,8 @@ function answerChecks(res: express.Response, checks: Checks): void {
 
 export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   const { host, port } = parseListen(o.listen)
+  // RSS, CPU seconds, fds, heap, GC and event-loop lag, once per process (idempotent).
+  collectProcessMetrics()
   const app = express()
   app.disable('x-powered-by')
   app.set('etag', false)

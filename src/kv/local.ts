@@ -17,6 +17,7 @@
 // fails, the store refuses every later commit and sync with an IO error (docs/kv.md).
 import { statfs } from 'node:fs/promises'
 import { ClassicLevel } from 'classic-level'
+import { metrics } from '../observe/metrics'
 import { rawBatch } from '../util/leveldb'
 import { keys } from './keys'
 import { Wal, decodeOps, encodeOps } from './wal'
@@ -199,6 +200,7 @@ export class LocalKV implements KV {
         return result
       }
       this.conflicts++
+      metrics.kvConflicts.inc()
       if (attempt >= attempts) throw new KvError('CONFLICT', `transaction conflicted ${attempts} times`)
       if (attempt > 2) await new Promise((r) => setTimeout(r, Math.min(50, attempt * Math.random() * 2)))
       else await new Promise((r) => setImmediate(r))

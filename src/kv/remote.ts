@@ -4,6 +4,7 @@
 // while a leader changes. Transactions are optimistic, as in LocalKV: reads record the version
 // of what they saw, and the commit is validated when the region applies it (docs/kv.md).
 import { randomBytes } from 'node:crypto'
+import { metrics } from '../observe/metrics'
 import type { Logger } from '../util/log'
 import { ErrorCode, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
 import { KvError, LIMITS, type Entry, type KV, type Range, type Txn, type TxnOptions } from './types'
@@ -326,6 +327,7 @@ export class ClusterKV implements KV {
         if (!(err instanceof KvError) || err.code !== 'CONFLICT') throw err
         tx.forgetReads()
         this.conflicts++
+        metrics.kvConflicts.inc()
         if (attempt >= attempts) throw new KvError('CONFLICT', `transaction conflicted ${attempts} times`)
         await sleep(Math.min(50, attempt * Math.random() * 3))
       }

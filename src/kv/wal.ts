@@ -18,6 +18,7 @@ import { closeSync, fdatasync, fstatSync, openSync, readSync, writeSync } from '
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { crc32c } from '@node-rs/crc32'
+import { counterCell, histogramCell, metrics } from '../observe/metrics'
 
 const HEADER_BYTES = 4096
 const FILE_MAGIC = 0x5057414c // "PWAL"
@@ -25,6 +26,8 @@ const RECORD_MAGIC = 0x50524543 // "PREC"
 const RECORD_HEADER = 28
 const VERSION = 1
 const fdatasyncAsync = promisify(fdatasync)
+const fsyncs = counterCell(metrics.storeFsyncs)
+const syncSeconds = histogramCell(metrics.storeFsyncSeconds)
 
 interface WalFile {
   readonly fd: number
@@ -122,7 +125,10 @@ export class Wal {
       if (!f.dirty) continue
       f.dirty = false
       try {
+        const t0 = performance.now()
         await fdatasyncAsync(f.fd)
+        fsyncs.inc()
+        syncSeconds.observe((performance.now() - t0) / 1000)
       } catch (err) {
         f.dirty = true
         throw err

@@ -8,6 +8,7 @@ import { decode, encode } from './codec'
 import { RpcError, toRpcError } from './errors'
 import { KvSession } from './kv-session'
 import type * as M from './messages'
+import { called, responseCode } from './metrics'
 import { RaftSender } from './raft-sender'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './server'
 import { KV, MASTER, type Method, NODE_ADMIN, RAFT, SECRET_HEADER, WAYPOINT } from './services'
@@ -192,14 +193,24 @@ export class RpcClients {
       } catch (err) {
         return reject(new RpcError('INVALID_ARGUMENT', (err as Error).message)) // the caller's bug, never sent
       }
+      const mm = called(m)
+      const t0 = performance.now()
       const deadline = Date.now() + (o?.timeoutMs ?? DEFAULT_UNARY_TIMEOUT_MS)
       this.channel(address).makeUnaryRequest(m.path, identity, identity, body, this.metadata(), { deadline }, (err, res) => {
-        if (err) return reject(toRpcError(err))
-        try {
-          resolve(decode<Res>(m.response, res!))
-        } catch (e) {
-          reject(new RpcError('INTERNAL', `${address} answered: ${(e as Error).message}`))
+        if (err) {
+          const e = toRpcError(err)
+          mm.done(t0, e.code)
+          return reject(e)
         }
+        let decoded: Res
+        try {
+          decoded = decode<Res>(m.response, res!)
+        } catch (e) {
+          mm.done(t0, 'INTERNAL')
+          return reject(new RpcError('INTERNAL', `${address} answered: ${(e as Error).message}`))
+        }
+        mm.done(t0, responseCode(decoded))
+        resolve(decoded)
       })
     })
   }

@@ -11,6 +11,11 @@ import type { Logger } from '../util'
 import { decode, encode } from './codec'
 import { RpcError, toRpcError } from './errors'
 import type { Init, KvRequest, KvResponse } from './messages'
+import { called, responseCode } from './metrics'
+import { KV } from './services'
+
+/** Calls on every session of this process (one code per call, the round trip from call()). */
+const callMetrics = called(KV.session)
 
 export interface KvSessionOptions {
   /** Calls sent and not yet answered on the stream. */
@@ -24,6 +29,8 @@ export interface KvSessionOptions {
 
 interface Pending {
   id: number
+  /** performance.now() at call(). */
+  t0: number
   body: Buffer
   resolve(res: KvResponse): void
   reject(err: RpcError): void
@@ -56,9 +63,10 @@ export class KvSession {
     }
     return new Promise<KvResponse>((resolve, reject) => {
       if (this.inFlight.size >= this.o.maxInFlight && this.waiting.length >= this.o.maxQueued) {
+        callMetrics.count('RESOURCE_EXHAUSTED')
         return reject(new RpcError('RESOURCE_EXHAUSTED', `${this.o.maxInFlight} kv calls in flight and ${this.o.maxQueued} waiting to ${this.address}`))
       }
-      const p: Pending = { id, body, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
+      const p: Pending = { id, t0: performance.now(), body, resolve, reject, timer: setTimeout(() => this.expire(p, timeoutMs), timeoutMs) }
       if (this.inFlight.size < this.o.maxInFlight && this.waiting.length === 0) this.dispatch(p)
       else this.waiting.push(p)
     })
@@ -102,6 +110,7 @@ export class KvSession {
     if (!p) return // timed out already
     this.inFlight.delete(res.id)
     clearTimeout(p.timer)
+    callMetrics.done(p.t0, responseCode(res))
     p.resolve(res)
     this.pump()
   }
@@ -120,6 +129,7 @@ export class KvSession {
     this.waiting.length = 0
     for (const p of all) {
       clearTimeout(p.timer)
+      callMetrics.done(p.t0, err.code)
       p.reject(err)
     }
   }
@@ -131,6 +141,7 @@ export class KvSession {
       if (i < 0) return
       this.waiting.splice(i, 1)
     }
+    callMetrics.done(p.t0, 'DEADLINE_EXCEEDED')
     p.reject(new RpcError('DEADLINE_EXCEEDED', `kv call to ${this.address} took more than ${timeoutMs} ms`))
   }
 

@@ -10,6 +10,11 @@ import type * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../util'
 import { encode } from './codec'
 import type { Init, RaftBatch } from './messages'
+import { called } from './metrics'
+import { RAFT } from './services'
+
+/** Batches of every sender of this process: OK (handed to the stream) or why dropped. */
+const batchMetrics = called(RAFT.stream)
 
 export const RAFT_MIN_BACKOFF_MS = 100
 export const RAFT_MAX_BACKOFF_MS = 2000
@@ -50,6 +55,7 @@ export class RaftSender {
     if (this.closed) return
     if (!this.stream && Date.now() < this.retryAtMs) {
       this.dropped++
+      batchMetrics.count('UNAVAILABLE')
       return
     }
     let body: Buffer
@@ -57,14 +63,17 @@ export class RaftSender {
       body = encode('RaftBatch', batch)
     } catch (err) {
       this.dropped++
+      batchMetrics.count('INTERNAL')
       this.log.error({ err, address: this.address }, 'raft batch does not encode; dropped')
       return
     }
     const s = this.stream ?? this.open()
     if (s.bytes + body.length > this.maxQueuedBytes) {
       this.dropped++
+      batchMetrics.count('RESOURCE_EXHAUSTED')
       return
     }
+    batchMetrics.count('OK')
     s.bytes += body.length
     s.call.write(body, () => {
       s.bytes -= body.length

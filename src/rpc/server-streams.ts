@@ -12,6 +12,7 @@ import { decode, encode } from './codec'
 import { ErrorCode, rpcError } from './errors'
 import type { Init, KvRequest, KvResponse, RaftBatch } from './messages'
 import { handlerFailure, invoke, type KvHandler, type RaftHandler, type Status } from './handlers'
+import { responseCode, served } from './metrics'
 import { KV, RAFT } from './services'
 
 /** A stream the server can end early (at close). */
@@ -30,6 +31,7 @@ const SHUTTING_DOWN: Status = { code: grpc.status.UNAVAILABLE, details: 'server 
 
 export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, h: KvHandler, ctx: StreamContext & { maxInFlight: number }): void {
   if (ctx.closed()) return void stream.emit('error', SHUTTING_DOWN)
+  const mm = served(KV.session)
   let done = false
   let clientEnded = false
   let handling = 0 // requests whose handler has not finished
@@ -65,14 +67,20 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
 
   stream.on('data', (buf: Buffer) => {
     if (done) return
+    const t0 = performance.now()
     let req: KvRequest
     try {
       req = decode<KvRequest>('KvRequest', buf)
     } catch (err) {
+      mm.count('INVALID_ARGUMENT')
       return finish({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message })
     }
     if (handling + unwritten >= ctx.maxInFlight) {
-      if (unwritten >= 2 * ctx.maxInFlight) return finish({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'the client sends requests but does not read the responses' })
+      if (unwritten >= 2 * ctx.maxInFlight) {
+        mm.count('RESOURCE_EXHAUSTED')
+        return finish({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'the client sends requests but does not read the responses' })
+      }
+      mm.done(t0, ErrorCode.BUSY)
       return send(busy(req.id, ctx.maxInFlight))
     }
     handling++
@@ -83,6 +91,7 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
       )
       .then((res) => {
         handling--
+        mm.done(t0, responseCode(res))
         send(res)
       })
   })
@@ -102,6 +111,7 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
 
 export function serveRaftStream(call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>, h: RaftHandler, ctx: StreamContext): void {
   if (ctx.closed()) return cb(SHUTTING_DOWN)
+  const mm = served(RAFT.stream)
   let done = false
   const open: OpenStream = { end: (s) => finish(s) }
   ctx.streams.add(open)
@@ -118,13 +128,16 @@ export function serveRaftStream(call: grpc.ServerReadableStream<Buffer, Buffer>,
     try {
       batch = decode<RaftBatch>('RaftBatch', buf)
     } catch (err) {
+      mm.count('INVALID_ARGUMENT')
       return finish({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message })
     }
     // A throwing onBatch loses that batch only: Raft tolerates a lost message, and ending the
     // stream would lose every batch behind it too.
     try {
       h.onBatch(batch)
+      mm.count('OK')
     } catch (err) {
+      mm.count('INTERNAL')
       ctx.log.warn({ err, method: RAFT.stream.path }, 'raft onBatch threw; batch dropped')
     }
   })

@@ -12,6 +12,7 @@ import { logger as makeLogger, type Logger } from '../util'
 import { decode, encode } from './codec'
 import { handlerFailure, invoke, type KvHandler, type MasterHandler, type NodeAdminHandler, type RaftHandler, type Status, type WaypointHandler } from './handlers'
 import type * as M from './messages'
+import { responseCode, served, statusName } from './metrics'
 import { serveKvSession, serveRaftStream, type OpenStream } from './server-streams'
 import { KV, MASTER, type Method, NODE_ADMIN, RAFT, rawDefinition, SECRET_HEADER, WAYPOINT } from './services'
 
@@ -72,7 +73,10 @@ export class RpcServer {
     const call = this.unary(KV.call, async (req: M.KvRequest) => ({ ...(await h.handle(req)), id: req.id }))
     const session = (stream: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       const denied = this.deny(stream.metadata)
-      if (denied) return void stream.emit('error', denied)
+      if (denied) {
+        served(KV.session).count('UNAUTHENTICATED')
+        return void stream.emit('error', denied)
+      }
       serveKvSession(stream, h, { maxInFlight: this.sessionMaxInFlight, log: this.log, streams: this.streams, closed: () => this.closed })
     }
     this.server.addService({ Session: rawDefinition(KV.session), Call: rawDefinition(KV.call) }, { Session: session, Call: call })
@@ -81,7 +85,10 @@ export class RpcServer {
   addRaft(h: RaftHandler): void {
     const stream = (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       const denied = this.deny(call.metadata)
-      if (denied) return cb(denied)
+      if (denied) {
+        served(RAFT.stream).count('UNAUTHENTICATED')
+        return cb(denied)
+      }
       serveRaftStream(call, cb, h, { log: this.log, streams: this.streams, closed: () => this.closed })
     }
     this.server.addService({ Stream: rawDefinition(RAFT.stream) }, { Stream: stream })
@@ -137,18 +144,32 @@ export class RpcServer {
   }
 
   private unary<Req>(m: Method, fn: (req: Req) => Promise<unknown>): grpc.handleUnaryCall<Buffer, Buffer> {
+    const mm = served(m)
     return (call, cb) => {
+      const t0 = performance.now()
       const denied = this.deny(call.metadata)
-      if (denied) return cb(denied)
+      if (denied) {
+        mm.done(t0, 'UNAUTHENTICATED')
+        return cb(denied)
+      }
       let req: Req
       try {
         req = decode<Req>(m.request, call.request)
       } catch (err) {
+        mm.done(t0, 'INVALID_ARGUMENT')
         return cb({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message })
       }
       invoke(() => fn(req))
-        .then((res) => cb(null, encode(m.response, res)))
-        .catch((err) => cb(handlerFailure(this.log, m.path, err)))
+        .then((res) => {
+          const body = encode(m.response, res)
+          mm.done(t0, responseCode(res))
+          cb(null, body)
+        })
+        .catch((err) => {
+          const status = handlerFailure(this.log, m.path, err)
+          mm.done(t0, statusName(status.code))
+          cb(status)
+        })
     }
   }
 }

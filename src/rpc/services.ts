@@ -14,6 +14,8 @@ export interface Method {
   path: string
   /** The proto rpc name: 'GetMaster'. */
   rpc: string
+  /** Service and rpc, the method label of the RPC metrics: 'Waypoint.GetMaster'. */
+  label: string
   request: MessageName
   response: MessageName
   requestStream: boolean
@@ -21,7 +23,7 @@ export interface Method {
 }
 
 function method(service: string, rpc: string, request: MessageName, response: MessageName, requestStream = false, responseStream = false): Method {
-  return { path: `/${PACKAGE}.${service}/${rpc}`, rpc, request, response, requestStream, responseStream }
+  return { path: `/${PACKAGE}.${service}/${rpc}`, rpc, label: `${service}.${rpc}`, request, response, requestStream, responseStream }
 }
 
 export const WAYPOINT = {

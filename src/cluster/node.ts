@@ -103,7 +103,7 @@ export class ClusterNode {
       nodeId: 0,
       store,
       send: (to, msgs) => this.sendRaft(to, msgs),
-      logger: this.log.child({ component: 'raft' }),
+      logger: rootLogger('raft'),
       tickMs: opts.tickMs,
       compactAfterEntries: opts.compactAfterEntries,
       onSoftState: (group, leader, isLeader) => this.onSoftState(group, leader, isLeader),
@@ -142,7 +142,7 @@ export class ClusterNode {
     if (this.opts.http) {
       this.http = await startHttp({
         listen: this.opts.http,
-        logger: this.log.child({ component: 'http' }),
+        logger: rootLogger('http'),
         picture: () => gatherPicture(this.clients, { masterHint: this.masterLeader?.address, waypoints: this.opts.waypoints }),
         health: () => ({ process: this.closed ? 'closing' : true }),
         ready: () => this.readiness(),

@@ -149,6 +149,18 @@ test('docker: the managed plugin with real containers, two hosts, a restart and 
     const mounts = sh('grep', ['fuse.polyfs', '/proc/mounts']).out
     assert.match(mounts, /propagated-mount fuse\.polyfs/, 'the FUSE mount is visible on the host')
 
+    // The plugin's HTTP (docs/operations.md): the node's readiness and status at HTTP (7480 on
+    // the ADVERTISE host), the mount's own metrics at the next port, moved by the writes above.
+    const ready = await fetch('http://127.0.0.61:7480/readyz', { signal: AbortSignal.timeout(5000) })
+    assert.equal(ready.status, 200, await ready.clone().text())
+    assert.equal(((await ready.json()) as { ok: boolean }).ok, true)
+    const page = (await (await fetch('http://127.0.0.61:7480/api/status', { signal: AbortSignal.timeout(10_000) })).json()) as { healthy: boolean; nodes: { address: string }[] }
+    assert.deepEqual(page.nodes.map((n) => n.address), [`127.0.0.61:${port}`])
+    assert.equal((await fetch('http://127.0.0.61:7481/readyz', { signal: AbortSignal.timeout(5000) })).status, 200)
+    const mountMetrics = await (await fetch('http://127.0.0.61:7481/metrics', { signal: AbortSignal.timeout(5000) })).text()
+    const writes = mountMetrics.split('\n').find((l) => l.startsWith('polyfs_fuse_operations_total{') && l.includes('op="write"') && l.includes('result="ok"'))
+    assert.ok(writes && Number(writes.split(' ').pop()) > 0, `the mount counted the containers' writes: ${writes}`)
+
     // Bad input through the docker CLI: the plugin's refusal reaches the user.
     const bad = dockerTry('volume', 'create', '-d', PLUGIN, '-o', 'size=1G', `pt-bad-${port}`)
     assert.notEqual(bad.code, 0)

@@ -83,8 +83,10 @@ export async function startHttp(o: HttpOptions): Promise<HttpServer> {
   })
 
   const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s))
-    s.once('error', reject)
+    // Express 5 hands a listen error to the callback (and the server then has no address).
+    const fail = (err: Error) => reject(new Error(`cannot serve HTTP on ${o.listen}: ${err.message}`))
+    const s = app.listen(port, host, (err?: Error) => (err ? fail(err) : resolve(s)))
+    s.once('error', fail)
   })
   server.keepAliveTimeout = 5000
   const a = server.address() as AddressInfo

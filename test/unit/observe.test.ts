@@ -118,3 +118,18 @@ test('formatAmount: bytes in binary units, other units as counts', () => {
   assert.equal(formatAmount(3 * 2 ** 30, 'bytes'), '3.0 GiB')
   assert.equal(formatAmount(41.6, 'entries'), '42 entries')
 })
+
+test('http: a port in use is a clear error, not a crash later', async () => {
+  const { startHttp } = await import('../../src/http')
+  const { logger } = await import('../../src/util/log')
+  const o = { listen: '127.0.0.1:0', logger: logger('test'), health: () => ({}), ready: () => ({}) }
+  const a = await startHttp(o)
+  try {
+    await assert.rejects(startHttp({ ...o, listen: a.address }), new RegExp(`cannot serve HTTP on ${a.address.replace(/[.]/g, '\\.')}: listen EADDRINUSE`))
+    const res = await fetch(`http://${a.address}/healthz`)
+    assert.equal(res.status, 200)
+    assert.equal((await fetch(`http://${a.address}/nope`)).status, 404)
+  } finally {
+    await a.close()
+  }
+})

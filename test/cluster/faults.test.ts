@@ -240,8 +240,8 @@ test('faults: nodes that join after the log was compacted catch up from a snapsh
         .log()
         .split('\n')
         .filter((l) => l.includes('"snapshot installed"'))
-        .map((l) => JSON.parse(l) as { group: number; bytes: number })
-        .some((e) => e.group === 1 && e.bytes > 0)
+        .map((l) => JSON.parse(l) as { region: number; bytes: number })
+        .some((e) => e.region === 1 && e.bytes > 0)
     const snapshotted = c.nodes.slice(1).some(installed)
     // Now lose the first node for good: the two that came by snapshot must hold everything.
     await c.nodes[0]!.kill9()

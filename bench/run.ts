@@ -12,7 +12,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Task } from '../src/observe'
 import { summaryText } from './lib/profile'
-import { ProcFigures, ProcResults, Results, errorsText, notesText, procText, table, targetLines, targets, truncatedText } from './lib/report'
+import { ProcFigures, ProcResults, Results, errorsText, mergeRounds, notesText, procText, roundsText, table, targetLines, targets, truncatedText } from './lib/report'
 import { Proc, RssWatch, ioSnapshot, writeAmp } from './lib/procstat'
 import { dbRows } from './lib/dbrows'
 import { SYSTEMS, SystemId, Up, safeRm, setup } from './lib/systems'
@@ -20,13 +20,18 @@ import { FULL, Measure, QUICK, ROWS, RowHooks, Sizes, dataRows, metaRows } from 
 
 const REPO = path.resolve(__dirname, '..', '..')
 
-interface Args { quick: boolean; systems: SystemId[]; rows: Set<string>; profile?: string; out?: string; summarize: string[]; work?: string }
+interface Args { quick: boolean; systems: SystemId[]; rows: Set<string>; profile?: string; out?: string; summarize: string[]; work?: string; rounds?: number }
+
+/** Rounds when --rounds is not given: every system set up, measured and torn down this often. */
+const DEFAULT_ROUNDS = { full: 2, quick: 1 }
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`run: ${msg}\n`)
   process.stderr.write(
     'usage: node dist/bench/run.js [--quick] [--systems ' + SYSTEMS.map((s) => s.id).join(',') + '] [--rows ' + ROWS.map((r) => r.id).join(',') + ']\n' +
-      '                              [--profile DIR] [--out FILE.json] [--workdir DIR]\n' +
+      '                              [--rounds N] [--profile DIR] [--out FILE.json] [--workdir DIR]\n' +
+      '  --rounds N  set every system up fresh, measure it and tear it down N times (default 2, --quick 1);\n' +
+      '              the table shows the mean, the per-round values follow it\n' +
       '       node dist/bench/run.js --summarize FILE.cpuprofile...\n',
   )
   process.exit(2)
@@ -47,6 +52,10 @@ function parseArgs(argv: string[]): Args {
     } else if (k === '--profile') a.profile = path.resolve(next())
     else if (k === '--out') a.out = path.resolve(next())
     else if (k === '--workdir') a.work = path.resolve(next())
+    else if (k === '--rounds') {
+      a.rounds = Number(next())
+      if (!Number.isInteger(a.rounds) || a.rounds < 1 || a.rounds > 10) usage('--rounds: a whole number from 1 to 10')
+    }
     else if (k === '--summarize') {
       while (argv[i + 1] && !argv[i + 1]!.startsWith('--')) a.summarize.push(argv[++i]!)
     } else if (k === '-h' || k === '--help') usage()
@@ -177,66 +186,75 @@ async function main(): Promise<void> {
 
   const started = new Date()
   log(`bench: ${args.quick ? 'quick' : 'full'} run, sizes ${JSON.stringify(sizes)}, work dir ${work}`)
-  const results: Results = {}
+  const rounds = args.rounds ?? (args.quick ? DEFAULT_ROUNDS.quick : DEFAULT_ROUNDS.full)
+  const perRound: Results[] = []
   const procs: ProcResults = {}
   const timing: Record<string, number> = {}
-  progress.start(args.systems.length, args.rows.size)
-  for (const id of args.systems) {
-    const t0 = Date.now()
-    log(`[${id}] setting up`)
-    const r: Record<string, Measure> = {}
-    results[id] = r
-    let rss: RssWatch | null = null
-    try {
-      current = await setup(id, { work, cpuProfDir: id === 'polyfs' ? args.profile : undefined, log, onStarted: (d) => (starting = d) })
-      starting = null
-      log(`[${id}] running in ${current.dir}${current.pid ? ` (pid ${current.pid})` : ''}`)
-      const want = args.rows
-      const p: ProcFigures | null = current.nodes ? { rss: [] } : null
-      let hooks: RowHooks = {}
-      if (p && current.nodes) {
-        const nodes = current.nodes
-        const client = current.client
-        const watched: Proc[] = client && !nodes.some((n) => n.pid === client.pid) ? [...nodes, client] : nodes
-        log(`[${id}] idle memory: ${watched.map((x) => `${x.name} pid ${x.pid}`).join(', ')}`)
-        rss = await RssWatch.start(watched)
-        procs[id] = p
-        hooks = writeAmpHooks(nodes, current.replicas ?? 1, p, (s) => log(`[${id}] ${s}`))
-      }
-      if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log, hooks))
-      if (rows.some((x) => x.kind === 'meta')) Object.assign(r, await metaRows(current.dir, sizes, want, log))
-      if (rows.some((x) => x.kind === 'db')) {
-        // The no-op keeps no data: a database cannot run on it.
-        if (id === 'noop') {
-          for (const row of rows) if (row.kind === 'db') r[row.id] = { value: null, done: 0, seconds: 0, error: 'not run: the no-op filesystem keeps no data' }
-        } else {
-          Object.assign(r, await dbRows(current.dir, sizes, want, log))
+  progress.start(args.systems.length * rounds, args.rows.size)
+  for (let round = 1; round <= rounds; round++) {
+    const results: Results = {}
+    perRound.push(results)
+    for (const id of args.systems) {
+      const t0 = Date.now()
+      const tag = rounds > 1 ? `${id} round ${round}` : id
+      log(`[${tag}] setting up`)
+      const r: Record<string, Measure> = {}
+      results[id] = r
+      let rss: RssWatch | null = null
+      try {
+        current = await setup(id, { work, cpuProfDir: id === 'polyfs' && round === 1 ? args.profile : undefined, log, onStarted: (d) => (starting = d) })
+        starting = null
+        log(`[${tag}] running in ${current.dir}${current.pid ? ` (pid ${current.pid})` : ''}`)
+        const want = args.rows
+        const p: ProcFigures | null = current.nodes ? { rss: [] } : null
+        let hooks: RowHooks = {}
+        if (p && current.nodes) {
+          const nodes = current.nodes
+          const client = current.client
+          const watched: Proc[] = client && !nodes.some((n) => n.pid === client.pid) ? [...nodes, client] : nodes
+          log(`[${tag}] idle memory: ${watched.map((x) => `${x.name} pid ${x.pid}`).join(', ')}`)
+          rss = await RssWatch.start(watched)
+          // The last round's process figures are reported (each round starts fresh).
+          procs[id] = p
+          hooks = writeAmpHooks(nodes, current.replicas ?? 1, p, (s) => log(`[${tag}] ${s}`))
+        }
+        if (rows.some((x) => x.kind === 'data')) Object.assign(r, await dataRows(current.dir, sizes, want, log, hooks))
+        if (rows.some((x) => x.kind === 'meta')) Object.assign(r, await metaRows(current.dir, sizes, want, log))
+        if (rows.some((x) => x.kind === 'db')) {
+          // The no-op keeps no data: a database cannot run on it.
+          if (id === 'noop') {
+            for (const row of rows) if (row.kind === 'db') r[row.id] = { value: null, done: 0, seconds: 0, error: 'not run: the no-op filesystem keeps no data' }
+          } else {
+            Object.assign(r, await dbRows(current.dir, sizes, want, log))
+          }
+        }
+      } catch (err) {
+        log(`[${tag}] failed: ${(err as Error).message}`)
+        for (const row of rows) r[row.id] ??= { value: null, done: 0, seconds: 0, error: (err as Error).message }
+      } finally {
+        if (rss) procs[id]!.rss = rss.stop()
+        starting = null
+        if (current) {
+          log(`[${tag}] tearing down`)
+          await current.down().catch((err) => log(`[${tag}] teardown: ${(err as Error).message}`))
+          current = null
         }
       }
-    } catch (err) {
-      log(`[${id}] failed: ${(err as Error).message}`)
-      for (const row of rows) r[row.id] ??= { value: null, done: 0, seconds: 0, error: (err as Error).message }
-    } finally {
-      if (rss) procs[id]!.rss = rss.stop()
-      starting = null
-      if (current) {
-        log(`[${id}] tearing down`)
-        await current.down().catch((err) => log(`[${id}] teardown: ${(err as Error).message}`))
-        current = null
-      }
+      for (const k of Object.keys(r)) if (!args.rows.has(k)) delete r[k]
+      const secs = (Date.now() - t0) / 1000
+      timing[id] = (timing[id] ?? 0) + secs
+      progress.systemDone()
+      log(`[${tag}] done in ${secs.toFixed(0)} s; run ${progress.text()}`)
     }
-    for (const k of Object.keys(r)) if (!args.rows.has(k)) delete r[k]
-    timing[id] = (Date.now() - t0) / 1000
-    progress.systemDone()
-    log(`[${id}] done in ${timing[id]!.toFixed(0)} s; run ${progress.text()}`)
   }
   progress.stop()
+  const results = mergeRounds(perRound)
   if (!args.work) await safeRm(work, [])
 
   const t = targets(results, rows, procs)
   const date = localDate(started)
   const header = `PolyFS bench ${date} (${args.quick ? 'quick' : 'full'}: seq ${sizes.seqBytes / 2 ** 20} MiB, ${sizes.files} files, ${sizes.dirs} dirs, random ${sizes.randRuntimeSec} s, metadata phases capped at ${sizes.metaLimitMs / 1000} s)`
-  const parts = [header, table(results, rows), errorsText(results), notesText(results), truncatedText(results, rows), procText(procs), `Targets:\n${targetLines(t)}`]
+  const parts = [header + (rounds > 1 ? `, ${rounds} rounds: the mean, per-round values below` : ''), table(results, rows), roundsText(perRound, rows), errorsText(results), notesText(results), truncatedText(results, rows), procText(procs), `Targets:\n${targetLines(t)}`]
   process.stdout.write(parts.filter((x) => x).join('\n\n') + '\n')
 
   const out = args.out ?? path.join(REPO, 'bench', 'results', `${date}${args.quick ? '-quick' : ''}.json`)
@@ -244,7 +262,7 @@ async function main(): Promise<void> {
   writeFileSync(
     out,
     JSON.stringify(
-      { date, started: started.toISOString(), mode: args.quick ? 'quick' : 'full', sizes, machine: machine(), secondsPerSystem: timing, rows: rows.map((x) => ({ id: x.id, label: x.label, unit: x.unit })), results, processes: procs, targets: t },
+      { date, started: started.toISOString(), mode: args.quick ? 'quick' : 'full', sizes, machine: machine(), rounds, secondsPerSystem: timing, rows: rows.map((x) => ({ id: x.id, label: x.label, unit: x.unit })), results, perRound, processes: procs, targets: t },
       null,
       2,
     ) + '\n',

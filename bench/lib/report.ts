@@ -47,7 +47,8 @@ export function ampFigures(w: WriteAmp): { perByte: number | null; perReplica: n
   return { perByte, perReplica: perByte === null ? null : perByte / w.replicas }
 }
 
-/** Issue 3's targets (single-node PolyFS, ratios), then issue 5's when the cluster ran. */
+/** Issue 3's targets (single-node PolyFS, ratios), then issue 5's when the cluster ran, then
+ * issue 7's against the peers. */
 export function targets(r: Results, rows: RowDef[], procs: ProcResults = {}): TargetLine[] {
   const out: TargetLine[] = []
   if (r.polyfs) {
@@ -79,6 +80,30 @@ export function targets(r: Results, rows: RowDef[], procs: ProcResults = {}): Ta
   if (p?.writeAmp) {
     const x = ampFigures(p.writeAmp).perReplica
     out.push({ target: '3-node write amplification <= 2.5 per replica', row: 'seqwrite', kind: 'absolute', value: x, unit: 'x', need: ISSUE5.writeAmpPerReplica, met: x === null ? null : x <= ISSUE5.writeAmpPerReplica })
+  }
+  out.push(...peerTargets(r, rows))
+  return out
+}
+
+/** Issue 7's rows where 3-node PolyFS must reach 2x the better peer (the others: ahead of both). */
+const TWICE_THE_PEERS = new Set(['randwrite', 'randverify', 'create', 'rename', 'sqlite-delete', 'sqlite-wal'])
+
+/** Issue 7, when the cluster and at least one peer ran: ahead of the better peer on every row,
+ * 2x it on fsync'd writes, creates, renames and SQLite; within 2x of bindfs on sequential rows. */
+function peerTargets(r: Results, rows: RowDef[]): TargetLine[] {
+  const out: TargetLine[] = []
+  const peers = (['gluster', 'moosefs'] as SystemId[]).filter((id) => r[id])
+  if (!r.cluster || !peers.length) return out
+  const names = peers.map((id) => SYSTEMS.find((s) => s.id === id)?.label ?? id).join(' and ')
+  for (const row of rows) {
+    const best = Math.max(...peers.map((id) => val(r, id, row.id) ?? -Infinity))
+    const x = best > 0 ? ratio(val(r, 'cluster', row.id), best) : null
+    const need = TWICE_THE_PEERS.has(row.id) ? 2 : 1
+    out.push({ target: `3-node >= ${need === 2 ? '2x' : '1x'} the better of ${names}`, row: row.id, kind: 'ratio', value: x, need, met: x === null ? null : x >= need })
+    if ((row.id === 'seqwrite' || row.id === 'seqread') && r.bindfs) {
+      const b = ratio(val(r, 'cluster', row.id), val(r, 'bindfs', row.id))
+      out.push({ target: '3-node within 2x of bindfs (>= 0.50)', row: row.id, kind: 'ratio', value: b, need: 0.5, met: b === null ? null : b >= 0.5 })
+    }
   }
   return out
 }
@@ -191,6 +216,48 @@ export function notesText(r: Results): string {
   const out: string[] = []
   for (const s of SYSTEMS) for (const [row, m] of Object.entries(r[s.id] ?? {})) if (m.note) out.push(`* ${s.label} ${row}: ${m.note}`)
   return out.join('\n')
+}
+
+/**
+ * One Results from several rounds: a row's value is the mean over the rounds that measured it
+ * (an errored round is left out and its error kept); done and seconds are summed, a note is the
+ * last round's.
+ */
+export function mergeRounds(rounds: Results[]): Results {
+  if (rounds.length === 1) return rounds[0] ?? {}
+  const out: Results = {}
+  for (const s of SYSTEMS) {
+    const all = rounds.map((r) => r[s.id]).filter((x): x is Record<string, Measure> => !!x)
+    if (!all.length) continue
+    const merged: Record<string, Measure> = {}
+    const rowIds = new Set(all.flatMap((r) => Object.keys(r)))
+    for (const row of rowIds) {
+      const ms = all.map((r) => r[row]).filter((m): m is Measure => !!m)
+      const good = ms.filter((m) => m.value !== null && !m.error)
+      const bad = ms.filter((m) => m.error)
+      const mean = good.length ? good.reduce((a, m) => a + (m.value as number), 0) / good.length : null
+      const last = ms[ms.length - 1] as Measure
+      merged[row] = {
+        value: mean,
+        done: ms.reduce((a, m) => a + m.done, 0),
+        seconds: ms.reduce((a, m) => a + m.seconds, 0),
+        ...(last.requested !== undefined ? { requested: ms.reduce((a, m) => a + (m.requested ?? 0), 0) } : {}),
+        ...(bad.length ? { error: bad.map((m) => m.error).join('; ') + (good.length ? ` (in ${bad.length} of ${ms.length} rounds)` : '') } : {}),
+        ...(last.note ? { note: last.note } : {}),
+      }
+    }
+    out[s.id] = merged
+  }
+  return out
+}
+
+/** The per-round values of every row (when there was more than one round). */
+export function roundsText(rounds: Results[], rows: RowDef[]): string {
+  if (rounds.length < 2) return ''
+  const ran = SYSTEMS.filter((s) => rounds.some((r) => r[s.id]))
+  const head = ['workload', 'unit', ...ran.map((s) => s.label)]
+  const lines = rows.map((row) => [row.label, row.unit, ...ran.map((s) => rounds.map((r) => fmtVal(r[s.id]?.[row.id]?.value ?? null, row.unit) + (r[s.id]?.[row.id]?.error ? '*' : '')).join(' / '))])
+  return `Per round (${rounds.map((_, i) => i + 1).join(' / ')}):\n\n${render(head, lines, 2)}`
 }
 
 export { ROWS }

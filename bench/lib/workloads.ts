@@ -27,6 +27,7 @@ export const ROWS: RowDef[] = [
   { id: 'seqread', label: 'seq read 1 MiB blocks (cold)', unit: 'MB/s', kind: 'data' },
   { id: 'randwrite', label: '4 KiB rand write, fsync each', unit: 'IOPS', kind: 'data' },
   { id: 'randread', label: '4 KiB rand read (cold)', unit: 'IOPS', kind: 'data' },
+  { id: 'randverify', label: '4 KiB rand write, crc32c verified cold', unit: 'IOPS', kind: 'data' },
   { id: 'create', label: 'create+write 4 KiB+close', unit: 'ops/s', kind: 'meta' },
   { id: 'stat', label: 'stat', unit: 'ops/s', kind: 'meta' },
   { id: 'read', label: 'open+read 4 KiB+close', unit: 'ops/s', kind: 'meta' },
@@ -125,7 +126,42 @@ export async function dataRows(dir: string, s: Sizes, want: Set<string>, log: Lo
     r = await fio('randwrite', file, ['--rw=randwrite', '--fsync=1', ...rand], s.randRuntimeSec)
     out.randwrite = 'error' in r ? fioErr(r.error) : { value: r.job.write.iops, done: r.job.write.io_bytes / 4096, seconds: r.job.write.runtime / 1000 }
   }
+  if (want.has('randverify')) {
+    log('  randverify')
+    out.randverify = await randVerify(path.join(dir, 'fio.verify'), s)
+  }
   return out
+}
+
+/** Bytes the verify row writes and reads back: a whole pass, so no time cap (fio verifies every
+ * block it would have written). */
+const verifyBytes = (s: Sizes) => Math.min(128 << 20, Math.max(16 << 20, s.seqBytes / 8))
+
+/**
+ * fio writes random 4 KiB blocks, each with a crc32c header (verify=crc32c), and fsyncs at the
+ * end; then the caches are dropped and a second fio (verify_only, the same seed) reads every
+ * block back and checks it. The figure is the write's IOPS; the note says what the read-back
+ * found. A mismatch is the row's error: fio exits with a verify error.
+ */
+async function randVerify(file: string, s: Sizes): Promise<Measure> {
+  const bytes = verifyBytes(s)
+  const args = ['--rw=randwrite', '--bs=4k', `--size=${bytes}`, '--randrepeat=1', '--verify=crc32c', '--verify_fatal=1']
+  const budget = Math.max(60, s.seqRuntimeSec)
+  await dropCaches()
+  const w = await fio('randverify-write', file, [...args, '--do_verify=0', '--end_fsync=1'], budget)
+  if ('error' in w) return fioErr(w.error)
+  await dropCaches()
+  const v = await fio('randverify-read', file, [...args, '--verify_only'], budget)
+  if ('error' in v) return { ...fioErr(`read-back verify FAILED: ${v.error}`), done: w.job.write.io_bytes / 4096 }
+  const blocks = w.job.write.io_bytes / 4096
+  const readSec = v.job.job_runtime / 1000
+  return {
+    value: w.job.write.iops,
+    done: blocks,
+    seconds: w.job.write.runtime / 1000,
+    requested: bytes / 4096,
+    note: `${blocks.toLocaleString('en-US')} blocks written and read back cold, every crc32c matched (read-back ${readSec > 0 ? Math.round(blocks / readSec).toLocaleString('en-US') : '?'} blocks/s)`,
+  }
 }
 
 const META_ORDER = ['create', 'stat', 'read', 'delete', 'mkdir', 'rename', 'rmdir'] as const

@@ -11,6 +11,7 @@ export type Logger = pino.Logger
 
 let root: Logger | null = null
 let nodeId = 0
+const children = new Set<WeakRef<Logger>>()
 
 export type LogFormat = 'json' | 'pretty'
 
@@ -46,6 +47,11 @@ export function rootLogger(): Logger {
         // Read at every line, so children made before the id was known carry it too (a child
         // copies its bindings when it is made; the mixin is shared).
         mixin: () => (nodeId ? { node: nodeId } : {}),
+        // A child copies its level when it is made: remember every one, so that setLogLevel
+        // reaches loggers made before it (held weakly: a dropped logger is not kept alive).
+        onChild: (child) => {
+          children.add(new WeakRef(child))
+        },
       },
       destination(),
     )
@@ -55,6 +61,11 @@ export function rootLogger(): Logger {
 
 export function setLogLevel(level: string): void {
   rootLogger().level = level
+  for (const ref of children) {
+    const c = ref.deref()
+    if (c) c.level = level
+    else children.delete(ref)
+  }
 }
 
 /** From now on every line of this process says `node: id` (0: no longer). */

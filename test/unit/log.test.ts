@@ -53,3 +53,17 @@ test('log: POLYFS_LOG_FORMAT=pretty prints pretty lines, without colours off a t
   assert.match(lines[2] ?? '', /^\[[\d:.]+\] WARN: \[node 7\] kv: late child$/)
   assert.match(lines.at(-1) ?? '', /ERROR: \[node 7\] cli: last$/)
 })
+
+test('log: setLogLevel reaches loggers made before it, children of children too', async () => {
+  const { logger, setLogLevel } = await import('../../src/util/log')
+  const early = logger('early')
+  const grandchild = early.child({ region: 1 })
+  setLogLevel('error')
+  try {
+    assert.deepEqual([early.level, grandchild.level, logger('late').level], ['error', 'error', 'error'])
+    assert.equal(grandchild.isLevelEnabled('warn'), false)
+  } finally {
+    setLogLevel('info')
+  }
+  assert.equal(grandchild.level, 'info')
+})

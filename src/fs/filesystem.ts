@@ -46,6 +46,11 @@ type Written = { byPath: Map<string, Stat>; byIno: Map<number, Stat> }
 interface Handle {
   file: OpenFile
   flags: number
+  /** What its create committed. libfuse answers a create with the new file's attributes by
+   * calling fgetattr on the handle before it replies; the kernel does not know the handle
+   * before that reply, so the first fgetattr on a created handle is always that one, part of
+   * the create itself, and is answered with these (no read of what was just written). */
+  created?: Stat
 }
 
 export interface FsOptions {
@@ -305,7 +310,13 @@ export class FileSystem {
   }
 
   async fgetattr(ctx: Ctx, fh: number): Promise<Stat> {
-    const f = this.handle(fh).file
+    const h = this.handle(fh)
+    const created = h.created
+    if (created) {
+      h.created = undefined
+      return this.overlay({ ...created })
+    }
+    const f = h.file
     const fresh = this.freshStat(null, f.ino)
     if (fresh) return this.overlay(fresh)
     const node = await loadFileNode(this.store, f)
@@ -740,7 +751,9 @@ export class FileSystem {
   async create(ctx: Ctx, path: string, mode: number, flags: number): Promise<number> {
     const { ino, node } = await this.makeEntry(ctx, path, S.IFREG | (mode & 0o7777))
     const fh = this.addHandle(ino, { parent: node.parent, name: node.name }, 0, flags)
-    this.noteOpenPath(path, this.handle(fh).file, node.attrs.xattrs.get(CAPS_XATTR) ?? null)
+    const h = this.handle(fh)
+    h.created = toStat(ino, node.attrs)
+    this.noteOpenPath(path, h.file, node.attrs.xattrs.get(CAPS_XATTR) ?? null)
     return fh
   }
 

@@ -177,6 +177,8 @@ export class SegmentRaftStore {
   private readonly groups = new Map<number, SegmentGroupStorage>();
   private recovered = new Map<number, Recovered>();
   private closed = false;
+  /** While migrating, nothing is freed: the copied records belong to no opened group yet. */
+  private migrating = false;
   /** Last hard state written per group (to write it again when its segment is freed). */
   private readonly lastHs = new Map<number, HardState>();
   /** Segments written since their last fdatasync. */
@@ -244,6 +246,7 @@ export class SegmentRaftStore {
   private async migrate(): Promise<void> {
     const dels: BatchOp[] = [];
     let bytes = 0;
+    this.migrating = true;
     for await (const [key, value] of this.db.iterator({ gte: this.prefix, lt: this.markerKey() })) {
       if (key.length < this.prefix.length + 9) continue;
       const group = r64(key, this.prefix.length);
@@ -266,6 +269,7 @@ export class SegmentRaftStore {
     const marker = Buffer.alloc(4);
     marker.writeUInt32BE(SEGMENT_FORMAT, 0);
     await rawBatch(this.db, [...dels, { type: 'put', key: this.markerKey(), value: marker }], true);
+    this.migrating = false;
     // What was copied is read back by openGroup from the segments, as after any restart.
     this.recovered = new Map();
     this.lastHs.clear();
@@ -631,6 +635,7 @@ export class SegmentRaftStore {
    * latest were written again elsewhere. A segment pinned only by groups with a small live
    * log (the master group, a quiet region) is freed by copying their live entries forward. */
   private async collect(): Promise<void> {
+    if (this.migrating) return;
     while (this.segs.length > 1) {
       const old = this.segs[0] as Segment;
       const pinning: number[] = [];

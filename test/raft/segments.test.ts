@@ -215,6 +215,9 @@ test('segments: a LevelDB-format log migrates at open, once: everything is there
     s.setHardState({ term: 3, vote: 2, commit: 3 });
     groups.push(s);
   }
+  // Group 3's log spans several segments: the copy syncs as it goes, and frees nothing.
+  const big = await old.openGroup(3, [1]);
+  big.append(Array.from({ length: 100 }, (_, k) => ent(k + 2, 2, 10_000, k)));
   const s1 = groups[1]!;
   s1.createSnapshot(2, { voters: [1, 2, 3], learners: [] }, Buffer.from('image'));
   await old.sync();
@@ -230,6 +233,9 @@ test('segments: a LevelDB-format log migrates at open, once: everything is there
     const e4 = s.entries(4, 5, 1 << 20)[0] as Entry;
     assert.deepEqual(Buffer.from(e4.data), Buffer.alloc(5000, g));
   }
+  const rbig = await again.openGroup(3, [], 0);
+  assert.equal(rbig.lastIndex(), 101);
+  for (const e of rbig.entries(2, 102, Number.MAX_SAFE_INTEGER)) assert.deepEqual(Buffer.from(e.data), Buffer.alloc(10_000, e.index - 2));
   // A second open does not migrate again (the marker): its writes since are kept.
   const s2 = await again.openGroup(5, [1]);
   s2.append([ent(2, 4)]);
@@ -245,7 +251,7 @@ test('segments: a LevelDB-format log migrates at open, once: everything is there
   for await (const k of raw.keys()) keys.push(k);
   await raw.close();
   assert.equal(keys.filter((k) => k[0] === 0x52 && (k[9] === 0x01 || k[9] === 0x03)).length, 0, 'the old hard state and entry keys are gone');
-  assert.equal(keys.filter((k) => k[9] === 0x02).length, 4, 'snapshots stay in LevelDB (groups 0, 1, 2 and 5)');
+  assert.equal(keys.filter((k) => k[9] === 0x02).length, 5, 'snapshots stay in LevelDB (groups 0, 1, 2, 3 and 5)');
 });
 
 test('segments: a crash before the migration marker leaves the LevelDB log authoritative, and migrates again safely', async (t) => {

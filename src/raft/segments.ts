@@ -19,7 +19,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:f
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { decodeEntry, decodeHardState, decodeSnapshot, encodeSnapshot, CorruptRaftRecordError, groupKey, KeyKind, entryIndexFromKey } from './codec';
-import { rawBatch, type BatchOp } from '../util/leveldb';
+import { noteLogWrite, rawBatch, type BatchOp } from '../util/leveldb';
 import { bootstrapSnapshot, CompactedError, MemoryStorage } from './storage';
 import { EntryType, entryBytes, type ConfState, type Entry, type HardState, type Snapshot } from './types';
 
@@ -79,7 +79,12 @@ export interface Loc {
 interface EvictedEntry extends Entry {
   readonly evictedBytes: number;
   readonly loc: Loc;
+  /** Where a relocation is writing it again: used once written (until then `loc` holds). */
+  readonly moved?: Loc;
 }
+
+/** Where an evicted entry can be read now. */
+const readLoc = (e: EvictedEntry): Loc => (e.moved !== undefined && e.moved.seq !== 0 ? e.moved : e.loc);
 
 interface Pending {
   readonly header: Buffer;
@@ -623,8 +628,10 @@ export class SegmentRaftStore {
       // unsynced write (deferred records, a seal) must not be lost under a durable later one.
       const dirty = [...this.unsynced];
       this.unsynced.clear();
+      const t0 = performance.now();
       await Promise.all(dirty.map((seg) => datasync(seg.fd)));
-    }
+      noteLogWrite(writes.reduce((n, w) => n + w.bytes, 0), (performance.now() - t0) / 1000);
+    } else noteLogWrite(writes.reduce((n, w) => n + w.bytes, 0), undefined);
     if (durable) this.syncCount++;
     this.opsWritten += recs.length;
     await this.collect();
@@ -812,7 +819,7 @@ export class SegmentGroupStorage extends MemoryStorage {
       const evicted = 'evictedBytes' in e;
       bytes += evicted ? e.evictedBytes + 24 : entryBytes(e);
       if (out.length > 0 && bytes > maxBytes) break;
-      out.push(evicted ? this.store.readEntry(this.group, i, e.loc) : e);
+      out.push(evicted ? this.store.readEntry(this.group, i, readLoc(e)) : e);
     }
     return out;
   }
@@ -846,10 +853,11 @@ export class SegmentGroupStorage extends MemoryStorage {
   rewriteLive(): void {
     for (let i = 1; i < this.ents.length; i++) {
       const e = this.ents[i] as Entry | EvictedEntry;
-      const full = 'evictedBytes' in e ? this.store.readEntry(this.group, e.index, e.loc) : e;
+      const full = 'evictedBytes' in e ? this.store.readEntry(this.group, e.index, readLoc(e)) : e;
       const loc = this.store.stageEntry(this.group, full);
       if ('evictedBytes' in e) {
-        const moved: EvictedEntry = { ...e, loc };
+        // Until the new record is written, reads go to the old one (its segment stays until then).
+        const moved: EvictedEntry = { ...e, loc: readLoc(e), moved: loc };
         this.ents[i] = moved;
       }
       else this.locs.set(e, loc);

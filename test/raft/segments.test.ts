@@ -147,9 +147,10 @@ test('segments: compaction frees segments, keeps what each group still needs, an
   const store = await open(dir);
   const a = await store.openGroup(1, [1]);
   const b = await store.openGroup(2, [1]);
-  b.append([ent(2, 1, 10)]);
+  b.append([ent(2, 1, 1000)]);
   b.setHardState({ term: 7, vote: 1, commit: 2 });
   await store.sync();
+  b.evict(2); // its payload is read from disk from now on, wherever the entry moves
   // Group 1 writes 2 MiB (8 segments); group 2 stays quiet, its entry and vote in segment 1.
   let i = 2;
   for (let round = 0; round < 40; round++) {
@@ -160,6 +161,8 @@ test('segments: compaction frees segments, keeps what each group still needs, an
     // The host snapshots and compacts as it applies.
     a.createSnapshot(i - 1, { voters: [1], learners: [] }, Buffer.from(`state ${i - 1}`));
     a.compact(Math.max(a.firstIndex(), i - 5));
+    // Between a relocation and the sync that writes it, the old record still serves reads.
+    assert.deepEqual(Buffer.from(b.entries(2, 3, 1 << 20)[0]!.data), Buffer.alloc(1000, 2));
   }
   await store.sync();
   await store.sync(); // a collect may have staged rewrites: they go out and free the rest
@@ -172,6 +175,7 @@ test('segments: compaction frees segments, keeps what each group still needs, an
   const ra = await again.openGroup(1, [], i - 1);
   const rb = await again.openGroup(2);
   assert.deepEqual(terms(rb), ['2:1'], 'the quiet group keeps its entry (moved forward)');
+  assert.deepEqual(Buffer.from(rb.entries(2, 3, 1 << 20)[0]!.data), Buffer.alloc(1000, 2));
   assert.deepEqual(rb.initialState().hardState, { term: 7, vote: 1, commit: 2 }, 'and its vote');
   assert.equal(ra.snapshot().meta.index, i - 1);
   assert.equal(ra.lastIndex(), i - 1);

@@ -28,11 +28,14 @@ type Db = ClassicLevel<Buffer, Buffer>;
 /** Format of the segment files and of their records (the marker key holds it too). */
 export const SEGMENT_FORMAT = 1;
 const MAGIC = Buffer.from('PFSRLOG\n');
-/** Segment header: magic 8, format u32, reserved u32, seq u64, crc32c u32 (of the 24 before). */
+/** Segment header: magic 8, format u32, size u32 (the file's length), seq u64, crc32c u32 (of the 24 before). */
 const HEADER_BYTES = 28;
 /** Record header: len u32 (bytes after these 8), crc32c u32, kind u8, group u64, index u64, term u64. */
 const REC_HEADER = 33;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** A new store's first segment; each next one is 4x larger up to the maximum (1, 4, 16, 64 MiB):
+ * a node that starts, and a test cluster of many nodes, zero-fill little until they write. */
+const FIRST_SEGMENT_BYTES = 1024 * 1024;
 
 export const RecordKind = {
   /** A log entry (normal); index and term are the entry's, the payload its data. */
@@ -64,7 +67,7 @@ const RELOCATE_AFTER = 2;
 export interface SegmentRaftStoreOptions {
   /** Key prefix of the Raft keys (snapshots, the migration marker) in the database. Default "R". */
   readonly prefix?: Uint8Array;
-  /** Size of each segment file (default 64 MiB). A record must fit in one segment. */
+  /** The largest size of a segment file (default 64 MiB). A record must fit in one segment. */
   readonly segmentBytes?: number;
 }
 
@@ -98,6 +101,8 @@ interface Pending {
 
 interface Segment {
   readonly seq: number;
+  /** The file's length (from its header). */
+  readonly size: number;
   readonly path: string;
   fd: number;
   /** Per group, the highest entry index this segment holds (to decide when it is dead). */
@@ -143,10 +148,11 @@ function header(kind: RecordKind, group: number, index: number, term: number, pa
   return h;
 }
 
-function segmentHeader(seq: number): Buffer {
+function segmentHeader(seq: number, size: number): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(h, 0);
   h.writeUInt32BE(SEGMENT_FORMAT, 8);
+  h.writeUInt32BE(size, 12);
   u64(h, seq, 16);
   h.writeUInt32BE(crc32c(h.subarray(0, 24)), 24);
   return h;
@@ -178,6 +184,8 @@ export class SegmentRaftStore {
   /** The next segment, zero-filled ahead in the background. */
   private next: Promise<Segment> | undefined;
   private nextSeq = 1;
+  /** Size of the last segment prepared (the next one is 4x, up to segBytes). */
+  private lastSize = 0;
   private readonly serial = new Serial();
   private readonly groups = new Map<number, SegmentGroupStorage>();
   private recovered = new Map<number, Recovered>();
@@ -306,16 +314,18 @@ export class SegmentRaftStore {
         // After the end of the log: the prepared spare, or a segment an unacknowledged batch
         // rolled into. Its records were never acknowledged: the first is zeroed and kept as
         // the next segment, any other removed.
-        if (spare === undefined && headerOk && buf.length === this.segBytes && h.readUInt32BE(8) === SEGMENT_FORMAT) {
-          spare = { seq, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
+        if (spare === undefined && headerOk && buf.length === h.readUInt32BE(12) && h.readUInt32BE(8) === SEGMENT_FORMAT) {
+          spare = { seq, size: buf.length, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
+          this.lastSize = buf.length;
           await zeroRange(spare.fd, HEADER_BYTES, nonZeroEnd(buf, HEADER_BYTES));
         } else await unlink(path);
         continue;
       }
       if (!headerOk) throw new SegmentCorruptError(`segment header of ${path}`);
       if (h.readUInt32BE(8) !== SEGMENT_FORMAT) throw new Error(`raft: segment ${path} has format ${h.readUInt32BE(8)}, this version knows ${SEGMENT_FORMAT}`);
-      if (buf.length !== this.segBytes) throw new SegmentCorruptError(`segment ${path} (${buf.length} bytes, want ${this.segBytes}: was the segment size changed?)`);
-      const seg: Segment = { seq, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
+      if (buf.length !== h.readUInt32BE(12)) throw new SegmentCorruptError(`segment ${path} (${buf.length} bytes, its header says ${h.readUInt32BE(12)})`);
+      const seg: Segment = { seq, size: buf.length, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
+      this.lastSize = buf.length;
       this.segs.push(seg);
       const { end, sealed } = this.scan(seg, buf);
       if (!sealed) {
@@ -328,7 +338,7 @@ export class SegmentRaftStore {
     }
     this.nextSeq = (seqs[seqs.length - 1] ?? 0) + 1;
     if (this.segs.length === 0) {
-      this.segs.push(await this.prepare(this.nextSeq++));
+      this.segs.push(await this.prepare(this.nextSeq++, Math.min(this.segBytes, FIRST_SEGMENT_BYTES)));
       this.writeOff = HEADER_BYTES;
     } else if (!ended) {
       // The last segment is sealed but its successor is gone: cannot happen (a seal is only
@@ -392,16 +402,17 @@ export class SegmentRaftStore {
   /** Creates segment `seq` zero-filled to its full size: written as `.prep`, synced, renamed,
    * directory synced, so that a `.log` file always has its whole length allocated and a
    * valid header. */
-  private async prepare(seq: number): Promise<Segment> {
+  private async prepare(seq: number, size: number): Promise<Segment> {
+    this.lastSize = size;
     const path = join(this.dir, segName(seq));
     const tmp = `${path}.prep`;
     const fh = await open(tmp, 'w+');
     try {
-      await fh.write(segmentHeader(seq), 0, HEADER_BYTES, 0);
-      const zeros = Buffer.alloc(Math.min(4 << 20, this.segBytes));
-      for (let off = HEADER_BYTES; off < this.segBytes; off += zeros.length) {
+      await fh.write(segmentHeader(seq, size), 0, HEADER_BYTES, 0);
+      const zeros = Buffer.alloc(Math.min(4 << 20, size));
+      for (let off = HEADER_BYTES; off < size; off += zeros.length) {
         if (this.closed) throw new Error('raft: store closed');
-        await fh.write(zeros, 0, Math.min(zeros.length, this.segBytes - off), off);
+        await fh.write(zeros, 0, Math.min(zeros.length, size - off), off);
       }
       await fh.datasync();
     } finally {
@@ -410,11 +421,11 @@ export class SegmentRaftStore {
     if (this.closed) throw new Error('raft: store closed');
     await rename(tmp, path);
     syncDir(this.dir);
-    return { seq, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
+    return { seq, size, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
   }
 
   private prepareNext(): void {
-    const p = this.prepare(this.nextSeq++);
+    const p = this.prepare(this.nextSeq++, Math.min(this.segBytes, Math.max(FIRST_SEGMENT_BYTES, this.lastSize * 4)));
     p.catch(() => undefined); // awaited (and its error seen) when the active segment fills
     this.next = p;
   }
@@ -585,8 +596,16 @@ export class SegmentRaftStore {
     const sealRoom = REC_HEADER;
     for (const r of recs) {
       const len = r.header.length + r.payload.length;
-      if (this.writeOff + len + sealRoom > this.segBytes) {
-        const nextSeg = await (this.next as Promise<Segment>);
+      if (this.writeOff + len + sealRoom > cur.seg.size) {
+        let nextSeg = await (this.next as Promise<Segment>);
+        const need = HEADER_BYTES + len + sealRoom;
+        if (nextSeg.size < need) {
+          // A record bigger than the (still small) prepared segment: it goes unused (it holds
+          // nothing) and a big enough one is made now.
+          closeSync(nextSeg.fd);
+          await unlink(nextSeg.path);
+          nextSeg = await this.prepare(this.nextSeq++, Math.max(need, Math.min(this.segBytes, this.lastSize * 4)));
+        }
         const seal = header(RecordKind.Seal, 0, nextSeg.seq, 0, 0);
         seal.writeUInt32BE(recordCrc(cur.seg.seq, seal, NO_DATA), 4);
         cur.bufs.push(seal);

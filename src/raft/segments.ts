@@ -283,6 +283,9 @@ export class SegmentRaftStore {
     marker.writeUInt32BE(SEGMENT_FORMAT, 0);
     await rawBatch(this.db, [...dels, { type: 'put', key: this.markerKey(), value: marker }], true);
     this.migrating = false;
+    // The old log's tables hold as much as the segments now do: compact the range once, so
+    // the node does not keep both on disk until LevelDB gets round to it.
+    if (dels.length > 0) await this.db.compactRange(this.prefix, this.markerKey());
     // What was copied is read back by openGroup from the segments, as after any restart.
     this.recovered = new Map();
     this.lastHs.clear();

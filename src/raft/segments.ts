@@ -194,6 +194,8 @@ export class SegmentRaftStore {
   private migrating = false;
   /** Last hard state written per group (to write it again when its segment is freed). */
   private readonly lastHs = new Map<number, HardState>();
+  /** The segment list (oldest seq, count) last considered for relocation. */
+  private relocateChecked = '';
   /** Segments written since their last fdatasync. */
   private readonly unsynced = new Set<Segment>();
 
@@ -678,6 +680,11 @@ export class SegmentRaftStore {
       }
       if (pinning.length > 0) {
         if (this.segs.length - 1 <= RELOCATE_AFTER) return;
+        // Sizing the pinning groups' logs walks them: once per change of the segment list,
+        // not after every sync.
+        const key = `${old.seq}:${this.segs.length}`;
+        if (key === this.relocateChecked) return;
+        this.relocateChecked = key;
         let movable = true;
         for (const g of pinning) {
           const s = this.groups.get(g);

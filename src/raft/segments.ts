@@ -316,9 +316,11 @@ export class SegmentRaftStore {
       const h = buf.subarray(0, HEADER_BYTES);
       const headerOk = buf.length >= HEADER_BYTES && h.subarray(0, 8).equals(MAGIC) && h.readUInt32BE(24) === crc32c(h.subarray(0, 24)) && r64(h, 16) === seq;
       if (ended) {
-        // After the end of the log: the prepared spare, or a segment an unacknowledged batch
-        // rolled into. Its records were never acknowledged: the first is zeroed and kept as
-        // the next segment, any other removed.
+        // After the end of the log: the prepared spare (or spares). Records here would mean
+        // the log is damaged before its end, not torn at it: a roll makes the sealed segment
+        // durable before it writes into the next, so an unsealed segment is never followed by
+        // records. Refuse, rather than forget what was acknowledged.
+        if (headerOk && hasRecord(seq, buf)) throw new SegmentCorruptError(`the log: ${this.segs[this.segs.length - 1]?.path} ends without a seal at an invalid record, but the later ${path} holds records`);
         if (spare === undefined && headerOk && buf.length === h.readUInt32BE(12) && h.readUInt32BE(8) === SEGMENT_FORMAT) {
           spare = { seq, size: buf.length, path, fd: openSync(path, 'r+'), maxIndex: new Map(), hardStates: new Set() };
           this.lastSize = buf.length;
@@ -635,18 +637,30 @@ export class SegmentRaftStore {
       } else if (r.kind === RecordKind.Drop) for (const s of this.segs) s.hardStates.delete(r.group);
     }
     if (cur.bufs.length > 0) writes.push(cur);
-    for (const w of writes) this.unsynced.add(w.seg);
-    await Promise.all(
-      writes.map(async (w) => {
-        let done = 0;
-        let bufs = w.bufs;
-        // writev may write less than asked; continue from where it stopped.
-        while (done < w.bytes) {
-          done += await writevAt(w.seg.fd, bufs, w.off + done);
-          if (done < w.bytes) bufs = restAfter(w.bufs, done);
-        }
-      }),
-    );
+    const writeOut = async (w: (typeof writes)[number]) => {
+      let done = 0;
+      let bufs = w.bufs;
+      // writev may write less than asked; continue from where it stopped.
+      while (done < w.bytes) {
+        done += await writevAt(w.seg.fd, bufs, w.off + done);
+        if (done < w.bytes) bufs = restAfter(w.bufs, done);
+      }
+    }
+    // A segment that ends in a seal is made durable before anything is written into the next
+    // one (a roll, once per segment): so a segment holding any valid record always follows a
+    // durably sealed one, and recovery can tell damage (an unsealed segment followed by
+    // records) from a torn tail (docs/node-store.md, "Recovery").
+    for (const w of writes.slice(0, -1)) {
+      this.unsynced.add(w.seg);
+      await writeOut(w);
+      await Promise.all([...this.unsynced].map((seg) => datasync(seg.fd)));
+      this.unsynced.clear();
+    }
+    const last = writes[writes.length - 1];
+    if (last) {
+      this.unsynced.add(last.seg);
+      await writeOut(last);
+    }
     if (durable) {
       // Every segment written since the last fdatasync, not only this batch's: an earlier
       // unsynced write (deferred records, a seal) must not be lost under a durable later one.
@@ -796,6 +810,15 @@ async function zeroRange(fd: number, from: number, to: number): Promise<void> {
 }
 
 /** The end of the non-zero bytes of buf at or after `from` (from itself if there are none). */
+/** Whether a segment's first record is a valid one. */
+function hasRecord(seq: number, buf: Buffer): boolean {
+  const off = HEADER_BYTES;
+  if (off + REC_HEADER > buf.length) return false;
+  const len = buf.readUInt32BE(off);
+  if (len < REC_HEADER - 8 || off + 8 + len > buf.length) return false;
+  return recordCrc(seq, buf.subarray(off, off + REC_HEADER), buf.subarray(off + REC_HEADER, off + 8 + len)) === buf.readUInt32BE(off + 4);
+}
+
 function nonZeroEnd(buf: Buffer, from: number): number {
   let last = buf.length - 1;
   while (last >= from && buf[last] === 0) last--;

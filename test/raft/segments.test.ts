@@ -67,6 +67,29 @@ test('segments: a corrupt crc ends the log there; nothing a resolved sync covere
   assert.deepEqual(terms(await again.openGroup(1)), ['2:2'], 'entry 3 fails its crc; entry 4 after it is not replayed');
 });
 
+test('segments: damage in a sealed segment followed by records is refused, not taken for a torn tail', async (t) => {
+  const dir = tempDir(t);
+  const store = await open(dir);
+  const s = await store.openGroup(1, [1]);
+  s.append([ent(2, 2)]);
+  await store.sync();
+  const first = store.activeSegment();
+  // Roll into the next segment: the first is sealed and synced before anything goes there.
+  s.append(Array.from({ length: 30 }, (_, k) => ent(3 + k, 2, 10_000)));
+  await store.sync();
+  assert.ok(store.segmentCount() >= 2);
+  await store.close();
+  const clean = await open(dir);
+  assert.equal(terms(await clean.openGroup(1)).length, 31, 'a clean restart reads both segments');
+  await clean.close();
+  // A flipped payload byte of entry 2, in the sealed first segment: later, acknowledged
+  // records exist, so this is damage, and forgetting them could undo an acknowledged write.
+  const buf = readFileSync(first.path);
+  buf[first.end - 5] ^= 0x40;
+  writeFileSync(first.path, buf);
+  await assert.rejects(open(dir), (err: Error) => err instanceof SegmentCorruptError && /holds records/.test(err.message));
+});
+
 test('segments: a truncated segment file (a crash mid-preparation of the next one) is refused or replaced, never half-read', async (t) => {
   const dir = tempDir(t);
   const store = await open(dir);

@@ -16,10 +16,10 @@ import {
   decodeConfChange,
   saveReady,
   type ConfChange,
-  type DurableGroupStorage,
+  type GroupStorage,
   type Entry,
   type HardState,
-  type LevelRaftStore,
+  type RaftLogStore,
   type Message,
   type NodeId,
   type Ready,
@@ -45,7 +45,7 @@ export interface GroupStateMachine {
 
 export interface HostOptions {
   readonly nodeId: NodeId
-  readonly store: LevelRaftStore
+  readonly store: RaftLogStore
   /** Hands the messages of one loop iteration for one peer to the transport. */
   readonly send: (to: NodeId, messages: { group: number; message: Message }[]) => void
   readonly logger: Logger
@@ -84,7 +84,7 @@ interface PendingRead {
 interface Group {
   readonly id: number
   readonly node: RaftNode
-  readonly storage: DurableGroupStorage
+  readonly storage: GroupStorage
   readonly sm: GroupStateMachine
   /** Proposals by log index, settled when that index is applied. */
   readonly proposals: Map<number, Pending>
@@ -199,7 +199,7 @@ export class RaftHost {
   }
 
   /** Starts hosting a group whose storage is loaded and whose state machine is at sm.appliedIndex. */
-  addGroup(id: number, storage: DurableGroupStorage, sm: GroupStateMachine): void {
+  addGroup(id: number, storage: GroupStorage, sm: GroupStateMachine): void {
     if (this.groups.has(id)) throw new Error(`group ${id} is already hosted`)
     if (this.nodeId === 0) throw new Error('raft host: node id not set')
     const node = new RaftNode({

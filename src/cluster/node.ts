@@ -6,7 +6,7 @@ import { ClassicLevel } from 'classic-level'
 import { mkdirSync, statfsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { LevelRaftStore, type Message, type NodeId } from '../raft'
+import { SegmentRaftStore, type Message, type NodeId } from '../raft'
 import {
   ErrorCode,
   keyInRegion,
@@ -93,7 +93,7 @@ export class ClusterNode {
   /** More readiness checks (the CLI adds its mount's). */
   readyChecks: (() => Checks) | null = null
 
-  private constructor(readonly opts: NodeOptions, private readonly db: Db, readonly store: LevelRaftStore) {
+  private constructor(readonly opts: NodeOptions, private readonly db: Db, readonly store: SegmentRaftStore) {
     this.log = opts.logger ?? rootLogger('node')
     this.heartbeatMs = opts.heartbeatMs ?? 1000
     this.clients = new RpcClients({ secret: opts.secret, logger: this.log })
@@ -118,7 +118,15 @@ export class ClusterNode {
     mkdirSync(opts.dataDir, { recursive: true })
     const db: Db = new ClassicLevel<Buffer, Buffer>(path.join(opts.dataDir, 'store'), NODE_STORE_OPTIONS)
     await db.open()
-    const store = LevelRaftStore.over(db, { prefix: Buffer.from('R') })
+    // The Raft log of every group in the node's own segment files (docs/node-store.md, "The
+    // Raft log segments"); snapshots stay in `store/`. A LevelDB-format log is migrated here.
+    let store: SegmentRaftStore
+    try {
+      store = await SegmentRaftStore.over(db, path.join(opts.dataDir, 'store-raft'), { prefix: Buffer.from('R') })
+    } catch (err) {
+      await db.close().catch(() => undefined)
+      throw err
+    }
     const node = new ClusterNode(opts, db, store)
     try {
       await node.boot()
@@ -193,9 +201,14 @@ export class ClusterNode {
     for await (const [k, v] of this.db.iterator({ gte: Buffer.from([META_PREFIX]), lt: Buffer.from([META_PREFIX + 1]) })) {
       const group = Number(k.readBigUInt64BE(1))
       const meta = decodeMeta(v)
-      if (meta.state === 'tombstone') continue
+      if (meta.state === 'tombstone') {
+        // Its entries are void: they must not pin Raft log segments (its vote is kept).
+        if (this.store.hasUnopened(group)) this.store.dropGroup(group)
+        continue
+      }
       await this.openGroup(group, meta.region, meta.applied)
     }
+    await this.store.sync()
   }
 
   async openGroup(group: number, region: RegionDescriptor, applied: number, bootstrapVoters: number[] = []): Promise<void> {
@@ -342,6 +355,8 @@ export class ClusterNode {
     this.host.removeGroup(group)
     this.regions.delete(group)
     await r.destroy()
+    // After the tombstone is durable (destroy syncs it): the group's log entries are void.
+    this.store.dropGroup(group)
   }
 
   learnMaster(m: MasterInfo): void {
@@ -531,6 +546,7 @@ export class ClusterNode {
     this.clients.close()
     for (const r of this.regions.values()) await r.landed().catch(() => undefined)
     await this.store.sync().catch(() => undefined)
+    await this.store.close().catch(() => undefined)
     await this.db.close().catch(() => undefined)
   }
 

@@ -249,7 +249,7 @@ export const metrics = {
   storeBatches: counter('polyfs_store_batches_total', 'Write batches to the node store (Raft log, applied data, metadata), by sync (true: fsync\'d)', ['sync']),
   storeBatchOps: histogram('polyfs_store_batch_operations', 'Operations per store write batch', [], [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096]),
   storeWrittenBytes: counter('polyfs_store_written_bytes_total', 'Bytes (keys and values) written to the node store'),
-  storeFsyncs: counter('polyfs_store_fsyncs_total', 'Synced store writes (each one an fsync of the LevelDB log, or of the local store\'s write-ahead log)'),
+  storeFsyncs: counter('polyfs_store_fsyncs_total', 'Synced store writes (each one an fsync of the LevelDB log, of the Raft log segments, or of the local store\'s write-ahead log)'),
   storeFsyncSeconds: histogram('polyfs_store_sync_duration_seconds', 'Time of a synced store write (or a write-ahead log fdatasync)'),
   storeDiskBytes: gauge('polyfs_store_disk_bytes', 'Bytes of the node store on disk (LevelDB\'s tables as it counts them, plus its log and manifest)'),
   nodeCapacityBytes: gauge('polyfs_node_capacity_bytes', 'Size of the filesystem holding the data directory'),

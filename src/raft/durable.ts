@@ -157,6 +157,9 @@ export class LevelRaftStore {
     return total;
   }
 
+  /** A removed group: nothing to do here (its keys stay, as they always did). */
+  dropGroup(_group: number): void {}
+
   /** Closes the database if this store opened it. Unsynced writes are dropped (as a crash would). */
   async close(): Promise<void> {
     this.pending = [];

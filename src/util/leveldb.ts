@@ -31,3 +31,12 @@ export function rawBatch(db: ClassicLevel<Buffer, Buffer>, ops: BatchOp[], sync:
   const t0 = performance.now()
   return raw._batch(ops, { sync }).then(() => syncSeconds.observe((performance.now() - t0) / 1000))
 }
+
+/** The Raft log segments (src/raft/segments.ts) count their writes and fdatasyncs here too, so
+ * that the store metrics keep covering every durable write of the node. */
+export function noteLogWrite(bytes: number, fsyncSeconds: number | undefined): void {
+  writtenBytes.inc(bytes)
+  if (fsyncSeconds === undefined) return
+  fsyncs.inc()
+  syncSeconds.observe(fsyncSeconds)
+}

@@ -145,7 +145,7 @@ const verifyBytes = (s: Sizes) => Math.min(128 << 20, Math.max(16 << 20, s.seqBy
  */
 async function randVerify(file: string, s: Sizes): Promise<Measure> {
   const bytes = verifyBytes(s)
-  const args = ['--rw=randwrite', '--bs=4k', `--size=${bytes}`, '--randrepeat=1', '--verify=crc32c', '--verify_fatal=1']
+  const args = ['--rw=randwrite', '--bs=4k', `--size=${bytes}`, '--randrepeat=1', '--verify=crc32c', '--verify_fatal=1', '--verify_state_save=0']
   const budget = Math.max(60, s.seqRuntimeSec)
   await dropCaches()
   const w = await fio('randverify-write', file, [...args, '--do_verify=0', '--end_fsync=1'], budget)

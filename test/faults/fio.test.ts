@@ -21,6 +21,8 @@ const job = (file: string, seed: number, extra: string[]) => [
   '--fsync=16',
   '--verify=crc32c',
   '--verify_fatal=1',
+  // No <job>-<n>-verify.state file in the working directory.
+  '--verify_state_save=0',
   `--randseed=${seed}`,
   '--output-format=terse',
   ...extra,

@@ -14,8 +14,6 @@
 // (RaftStorage.createSnapshot + compact) to bound the log on disk and the per-entry bookkeeping.
 
 import { ClassicLevel } from 'classic-level';
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   decodeEntry,
   decodeHardState,
@@ -27,18 +25,11 @@ import {
   groupKey,
   KeyKind,
 } from './codec';
-import { rawBatch } from '../util/leveldb';
-import { bootstrapSnapshot, CompactedError, MemoryStorage } from './storage';
-import { entryBytes, type ConfState, type Entry, type HardState, type Snapshot } from './types';
+import { diskBytes, rawBatch } from '../util/leveldb';
+import { bootstrapSnapshot, MemoryStorage } from './storage';
+import { NO_DATA, evictRange, sliceEntries } from './evict';
+import { type ConfState, type Entry, type HardState, type Snapshot } from './types';
 
-/** An entry whose payload was dropped from memory; `bytes` is the payload's size. */
-interface EvictedEntry extends Entry {
-  readonly evictedBytes: number;
-}
-
-/** Payloads smaller than this stay in memory (evicting them saves nothing). */
-const EVICT_MIN_BYTES = 256;
-const NO_DATA = new Uint8Array(0);
 
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 type Db = ClassicLevel<Buffer, Buffer>;
@@ -143,18 +134,8 @@ export class LevelRaftStore {
    * LevelDB counts them from its file metadata (no stat per table, however many there are),
    * plus the other files of its directory (the write-ahead log, the manifest). Asynchronous:
    * nothing here blocks the event loop. */
-  async diskBytes(): Promise<number> {
-    let total = await this.db.approximateSize(Buffer.alloc(0), Buffer.from([0xff]));
-    const dir = this.db.location;
-    for (const name of await readdir(dir)) {
-      if (name.endsWith('.ldb') || name.endsWith('.sst')) continue;
-      try {
-        total += (await stat(join(dir, name))).size;
-      } catch {
-        // removed meanwhile (a rotated log)
-      }
-    }
-    return total;
+  diskBytes(): Promise<number> {
+    return diskBytes(this.db);
   }
 
   /** A removed group: nothing to do here (its keys stay, as they always did). */
@@ -190,31 +171,13 @@ export class DurableGroupStorage extends MemoryStorage {
   /** Drops from memory the payloads of entries up to `index`, which must all be persisted (the
    * host calls it with its applied index, since it applies only persisted entries). */
   evict(index: number): void {
-    const offset = this.firstIndex() - 1;
     const last = Math.min(index, this.lastIndex());
-    for (let i = Math.max(this.evictedUpTo + 1, offset + 1); i <= last; i++) {
-      const e = this.ents[i - offset] as Entry;
-      if (e.data.length < EVICT_MIN_BYTES || 'evictedBytes' in e) continue;
-      const slim: EvictedEntry = { term: e.term, index: e.index, type: e.type, data: NO_DATA, evictedBytes: e.data.length };
-      this.ents[i - offset] = slim;
-    }
+    evictRange(this.ents, this.firstIndex() - 1, this.evictedUpTo + 1, last, (e) => ({ term: e.term, index: e.index, type: e.type, data: NO_DATA, evictedBytes: e.data.length }));
     this.evictedUpTo = Math.max(this.evictedUpTo, last);
   }
 
   override entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    const offset = this.firstIndex() - 1;
-    if (lo <= offset) throw new CompactedError(lo);
-    if (hi > this.lastIndex() + 1) throw new Error(`raft: entries hi ${hi} beyond last ${this.lastIndex()}`);
-    const out: Entry[] = [];
-    let bytes = 0;
-    for (let i = lo; i < hi; i++) {
-      const e = this.ents[i - offset] as Entry | EvictedEntry;
-      const evicted = 'evictedBytes' in e;
-      bytes += evicted ? e.evictedBytes + 24 : entryBytes(e);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(evicted ? this.store.readEntry(this.group, i) : e);
-    }
-    return out;
+    return sliceEntries(this.ents, this.firstIndex() - 1, this.lastIndex(), lo, hi, maxBytes, (i) => this.store.readEntry(this.group, i));
   }
 
   /** Restores the state read from disk (no writes are queued, except dropping stale entries). */

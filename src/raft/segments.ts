@@ -15,13 +15,14 @@
 
 import { crc32c } from '@node-rs/crc32';
 import { closeSync, fdatasync, fsyncSync, openSync, read, readSync, write, writev } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { decodeEntry, decodeHardState, decodeSnapshot, encodeSnapshot, CorruptRaftRecordError, groupKey, KeyKind, entryIndexFromKey } from './codec';
-import { noteLogWrite, rawBatch, type BatchOp } from '../util/leveldb';
-import { bootstrapSnapshot, CompactedError, MemoryStorage } from './storage';
-import { EntryType, entryBytes, type ConfState, type Entry, type HardState, type Snapshot } from './types';
+import { diskBytes, noteLogWrite, rawBatch, type BatchOp } from '../util/leveldb';
+import { bootstrapSnapshot, MemoryStorage } from './storage';
+import { EVICT_MIN_BYTES, NO_DATA, evictRange, sliceEntries, type EvictedEntry } from './evict';
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from './types';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 
@@ -53,9 +54,6 @@ export const RecordKind = {
 } as const;
 type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
 
-/** Payloads smaller than this stay in memory (evicting them saves nothing). */
-const EVICT_MIN_BYTES = 256;
-const NO_DATA = new Uint8Array(0);
 /** Records that need no fsync (a commit-only hard state) wait for the next durable sync until
  * this many have gathered. */
 const MAX_DEFERRED = 4_096;
@@ -79,15 +77,14 @@ export interface Loc {
   len: number;
 }
 
-interface EvictedEntry extends Entry {
-  readonly evictedBytes: number;
+interface SegEvictedEntry extends EvictedEntry {
   readonly loc: Loc;
   /** Where a relocation is writing it again: used once written (until then `loc` holds). */
   readonly moved?: Loc;
 }
 
 /** Where an evicted entry can be read now. */
-const readLoc = (e: EvictedEntry): Loc => (e.moved !== undefined && e.moved.seq !== 0 ? e.moved : e.loc);
+const readLoc = (e: SegEvictedEntry): Loc => (e.moved !== undefined && e.moved.seq !== 0 ? e.moved : e.loc);
 
 interface Pending {
   readonly header: Buffer;
@@ -509,7 +506,7 @@ export class SegmentRaftStore {
     for (const c of chain) {
       if (c.data !== undefined) entries.push({ index: c.index, term: c.term, type: c.type, data: c.data });
       else if (c.index <= appliedHint) {
-        const slim: EvictedEntry = { index: c.index, term: c.term, type: c.type, data: NO_DATA, evictedBytes: c.loc.len - REC_HEADER, loc: c.loc };
+        const slim: SegEvictedEntry = { index: c.index, term: c.term, type: c.type, data: NO_DATA, evictedBytes: c.loc.len - REC_HEADER, loc: c.loc };
         entries.push(slim);
       } else entries.push(await this.readAsync(group, c.index, c.loc));
     }
@@ -729,19 +726,8 @@ export class SegmentRaftStore {
 
   /** Bytes on disk: the database's (shared data included, as LevelRaftStore counts it) plus
    * the segment files. */
-  async diskBytes(): Promise<number> {
-    let total = await this.db.approximateSize(Buffer.alloc(0), Buffer.from([0xff]));
-    for (const dir of [this.db.location, this.dir]) {
-      for (const name of await readdir(dir)) {
-        if (name.endsWith('.ldb') || name.endsWith('.sst')) continue;
-        try {
-          total += (await stat(join(dir, name))).size;
-        } catch {
-          // removed meanwhile
-        }
-      }
-    }
-    return total;
+  diskBytes(): Promise<number> {
+    return diskBytes(this.db, [this.dir]);
   }
 
   /** Segments on disk (for tests and metrics). */
@@ -847,33 +833,18 @@ export class SegmentGroupStorage extends MemoryStorage {
   }
 
   evict(index: number): void {
-    const offset = this.firstIndex() - 1;
     const last = Math.min(index, this.lastIndex());
-    for (let i = Math.max(this.evictedUpTo + 1, offset + 1); i <= last; i++) {
-      const e = this.ents[i - offset] as Entry;
-      if (e.data.length < EVICT_MIN_BYTES || 'evictedBytes' in e) continue;
+    evictRange(this.ents, this.firstIndex() - 1, this.evictedUpTo + 1, last, (e) => {
       const loc = this.locs.get(e);
-      if (loc === undefined || loc.seq === 0) continue; // not written yet: keep it
-      const slim: EvictedEntry = { term: e.term, index: e.index, type: e.type, data: NO_DATA, evictedBytes: e.data.length, loc };
-      this.ents[i - offset] = slim;
-    }
+      if (loc === undefined || loc.seq === 0) return undefined; // not written yet: keep it
+      const slim: SegEvictedEntry = { term: e.term, index: e.index, type: e.type, data: NO_DATA, evictedBytes: e.data.length, loc };
+      return slim;
+    });
     this.evictedUpTo = Math.max(this.evictedUpTo, last);
   }
 
   override entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    const offset = this.firstIndex() - 1;
-    if (lo <= offset) throw new CompactedError(lo);
-    if (hi > this.lastIndex() + 1) throw new Error(`raft: entries hi ${hi} beyond last ${this.lastIndex()}`);
-    const out: Entry[] = [];
-    let bytes = 0;
-    for (let i = lo; i < hi; i++) {
-      const e = this.ents[i - offset] as Entry | EvictedEntry;
-      const evicted = 'evictedBytes' in e;
-      bytes += evicted ? e.evictedBytes + 24 : entryBytes(e);
-      if (out.length > 0 && bytes > maxBytes) break;
-      out.push(evicted ? this.store.readEntry(this.group, i, readLoc(e)) : e);
-    }
-    return out;
+    return sliceEntries<SegEvictedEntry>(this.ents, this.firstIndex() - 1, this.lastIndex(), lo, hi, maxBytes, (i, e) => this.store.readEntry(this.group, i, readLoc(e)));
   }
 
   /** Restores the state found at open (no writes are staged). */
@@ -894,7 +865,7 @@ export class SegmentGroupStorage extends MemoryStorage {
   liveBytes(): number {
     let n = 0;
     for (let i = 1; i < this.ents.length; i++) {
-      const e = this.ents[i] as Entry | EvictedEntry;
+      const e = this.ents[i] as Entry | SegEvictedEntry;
       n += 'evictedBytes' in e ? e.evictedBytes : e.data.length;
     }
     return n;
@@ -904,12 +875,12 @@ export class SegmentGroupStorage extends MemoryStorage {
    * log at recovery), to free the old segments it pins. */
   rewriteLive(): void {
     for (let i = 1; i < this.ents.length; i++) {
-      const e = this.ents[i] as Entry | EvictedEntry;
+      const e = this.ents[i] as Entry | SegEvictedEntry;
       const full = 'evictedBytes' in e ? this.store.readEntry(this.group, e.index, readLoc(e)) : e;
       const loc = this.store.stageEntry(this.group, full);
       if ('evictedBytes' in e) {
         // Until the new record is written, reads go to the old one (its segment stays until then).
-        const moved: EvictedEntry = { ...e, loc: readLoc(e), moved: loc };
+        const moved: SegEvictedEntry = { ...e, loc: readLoc(e), moved: loc };
         this.ents[i] = moved;
       }
       else this.locs.set(e, loc);

@@ -35,6 +35,12 @@ import { MasterDuties } from './masterduty'
 import { messageFromWire, messageToWire } from './raftwire'
 import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } from './region'
 
+/** Bounds of one get_many (docs/protocol.md): keys asked, and bytes of values answered (well
+ * under the message size limit). */
+const MAX_GET_MANY_KEYS = 1024
+const MAX_GET_MANY_BYTES = 32 * 1024 * 1024
+const EMPTY = Buffer.alloc(0)
+
 type Db = ClassicLevel<Buffer, Buffer>
 
 /** The node's LevelDB, at classic-level's defaults (4 MiB memtable, snappy, 8 MiB cache):
@@ -397,6 +403,21 @@ export class ClusterNode {
           await this.host.readBarrier(r.id)
           const v = await r.get(key)
           return v ? reply(id, { found: true, value: v.value, version: v.version }) : reply(id, { found: false })
+        }
+        case 'getMany': {
+          const ks = req.getMany?.keys ?? []
+          if (ks.length > MAX_GET_MANY_KEYS) return reply(id, { error: rpcError(ErrorCode.INVALID, `get_many of ${ks.length} keys (at most ${MAX_GET_MANY_KEYS})`) })
+          if (ks.some((k) => !keyInRegion(k, r.region))) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'a key outside the region', { region: this.descriptor(r.id) }) })
+          await this.host.readBarrier(r.id)
+          const entries: { key: Buffer; value: Buffer; version: number }[] = []
+          let bytes = 0
+          for (const k of ks) {
+            const v = await r.get(k)
+            bytes += v ? v.value.length : 0
+            if (bytes > MAX_GET_MANY_BYTES) return reply(id, { error: rpcError(ErrorCode.TOO_LARGE, `get_many answer over ${MAX_GET_MANY_BYTES} bytes; ask for fewer keys`) })
+            entries.push(v ? { key: k, value: v.value, version: v.version } : { key: k, value: EMPTY, version: 0 })
+          }
+          return reply(id, { entries })
         }
         case 'scan': {
           const s = req.scan

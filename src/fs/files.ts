@@ -107,10 +107,19 @@ function* pieces(offset: number, len: number): Generator<{ b: number; inBlock: n
 /** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros. */
 export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number): Promise<number> {
   if (offset >= f.size) return 0
-  // The blocks not in memory are read all at once: a 128 KiB read is one round trip to the
-  // store for its eight blocks, not eight one after the other.
+  // The blocks not in memory are read all at once: a 128 KiB read is one request to the
+  // store for its eight blocks (getMany), not eight one after the other.
   const parts = [...pieces(offset, Math.min(len, f.size - offset))]
-  const fetched = await Promise.all(parts.map(({ b }) => (f.dirty.has(b) || f.inflight?.has(b) || f.clean.has(b) ? null : readBlock(kv, f.ino, b))))
+  const fetched: (Buffer | undefined | null)[] = parts.map(() => null)
+  const want = parts.flatMap(({ b }, i) => (f.dirty.has(b) || f.inflight?.has(b) || f.clean.has(b) ? [] : [i]))
+  if (want.length > 0) {
+    const ks = want.map((i) => keys.block(f.ino, (parts[i] as { b: number }).b))
+    const vals = await kv.getMany(ks)
+    want.forEach((i, j) => {
+      const buf = vals[j]
+      fetched[i] = buf === undefined ? undefined : decodeBlock(buf, ks[j] as Buffer)
+    })
+  }
   let out = 0
   for (let i = 0; i < parts.length; i++) {
     const { b, inBlock, n } = parts[i] as { b: number; inBlock: number; n: number }

@@ -8,14 +8,16 @@ import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
 import { CAPS_XATTR, FLUSH_BEHIND_BLOCKS, Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
-import { Node, getDirSelf, inGroup, killSuid, locate, lookupEntry, newAttrs, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
+import { Node, getDirSelf, inGroup, killSuid, locate, lookupEntry, newAttrs, nodeOf, ownsOrRoot, permits, read, storeAttrs, toStat, touch } from './nodes'
 import {
   Attrs,
+  Dentry,
   DentryForm,
   DirSelf,
   FORMAT_VERSION,
   decodeCounter,
   decodeDentry,
+  decodeDirSelf,
   decodeInode,
   decodeMeta,
   decodeOrphan,
@@ -31,6 +33,8 @@ import { Clock, Ctx, S, Stat, StatFs, TimeArg, isDir, realClock } from './types'
 export const ROOT_INO = 1
 const INO_BATCH = 1024
 const DIR_CACHE_MAX = 65536
+/** A directory entry's dtype for a directory. */
+const DT_DIR = S.IFDIR >> 12
 const XATTR_NAME_MAX = 255
 const XATTR_VALUE_MAX = 64 * 1024
 const XATTR_TOTAL_MAX = 256 * 1024
@@ -103,6 +107,7 @@ export class FileSystem {
     this.shared = opts.shared === true
     this.store = {
       get: (key) => kv.get(key),
+      getMany: (keys) => kv.getMany(keys),
       scan: (range) => kv.scan(range),
       sync: () => kv.sync(),
       close: () => kv.close(),
@@ -222,22 +227,94 @@ export class FileSystem {
     return [i === 0 ? '/' : path.slice(0, i), name]
   }
 
-  /** The inode number of the directory at `path`. */
+  /**
+   * The inode number of the directory at `path`. Local mode: remembered in dirCache (this
+   * process is the only writer). Shared mode: every answer comes from reads of the cluster,
+   * and dirCache holds only hints (see speculate).
+   */
   private async dirIno(path: string): Promise<number> {
     if (path === '/') return ROOT_INO
-    const cached = this.shared ? undefined : this.dirCache.get(path)
-    if (cached !== undefined) return cached
+    const cached = this.dirCache.get(path)
+    if (!this.shared && cached !== undefined) return cached
     const [parentPath, name] = this.split(path)
-    const parent = await this.dirIno(parentPath)
+    let entry: { ino: number; isDir: boolean } | undefined
+    const guess = this.shared ? await this.speculate(path, false) : null
+    if (guess) entry = guess.dentry && { ino: guess.dentry.ino, isDir: guess.dentry.dtype === DT_DIR }
     // The directory entry says whether it is a directory: its attributes are not needed here.
-    const entry = await lookupEntry(this.store, parent, name)
-    if (!entry) fail('ENOENT')
-    const { ino, isDir: dir } = entry as { ino: number; isDir: boolean }
-    if (!dir) fail('ENOTDIR')
-    if (this.shared) return ino
+    else entry = await lookupEntry(this.store, await this.dirIno(parentPath), name)
+    if (!entry || !entry.isDir) {
+      this.dirCache.delete(path)
+      fail(entry ? 'ENOTDIR' : 'ENOENT')
+    }
+    const { ino } = entry as { ino: number; isDir: boolean }
+    if (cached !== ino) this.hint(path, ino)
+    return ino
+  }
+
+  private hint(path: string, ino: number): void {
     if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear()
     this.dirCache.set(path, ino)
-    return ino
+  }
+
+  /**
+   * Shared mode: the entry of `path` (not '/') read together with the entry of every
+   * directory above it, in one getMany, from the hints of dirCache; with `withSelf` and a hint
+   * that `path` is a directory, its own record too. Each read from a hint counts only when the
+   * read above it confirms the hint (names the hinted inode, a directory). Null when a hint is
+   * missing or proved wrong (the wrong one is dropped): the caller then resolves one component
+   * after the other. Every read used is a linearizable read made during this call
+   * (docs/posix.md, "Path resolution on a cluster mount").
+   */
+  private async speculate(path: string, withSelf: boolean): Promise<{ parent: number; dentry: Dentry | undefined; self?: DirSelf } | null> {
+    const names = path.split('/').slice(1)
+    const dirs = [ROOT_INO]
+    let prefix = ''
+    for (let i = 0; i < names.length - 1; i++) {
+      prefix += '/' + names[i]
+      const h = this.dirCache.get(prefix)
+      if (h === undefined) return null
+      dirs.push(h)
+    }
+    // Nothing to send together: one read, as without hints.
+    const selfHint = withSelf ? this.dirCache.get(path) : undefined
+    if (names.length === 1 && selfHint === undefined) return null
+    const ks = names.map((n, i) => keys.dentry(dirs[i] as number, Buffer.from(n, 'utf8')))
+    if (selfHint !== undefined) ks.push(keys.dirSelf(selfHint))
+    const vals = await this.store.getMany(ks)
+    prefix = ''
+    for (let i = 0; i < names.length - 1; i++) {
+      prefix += '/' + names[i]
+      const v = vals[i]
+      const d = v && decodeDentry(v, ks[i] as Buffer)
+      if (!d || d.ino !== dirs[i + 1] || d.dtype !== DT_DIR) {
+        this.dirCache.delete(prefix)
+        return null
+      }
+    }
+    const last = names.length - 1
+    const v = vals[last]
+    const dentry = v ? decodeDentry(v, ks[last] as Buffer) : undefined
+    const parent = dirs[last] as number
+    if (!dentry || selfHint === undefined || dentry.ino !== selfHint || dentry.dtype !== DT_DIR) return { parent, dentry }
+    const sv = vals[last + 1]
+    // An entry without its directory record: decided by the plain path (it reports it).
+    if (!sv) return { parent, dentry }
+    return { parent, dentry, self: decodeDirSelf(sv, ks[last + 1] as Buffer) }
+  }
+
+  /** Shared mode, outside a transaction: the node at `path` (not '/'), by speculate when the
+   * hints allow, else one component after the other. */
+  private async locateShared(path: string, parentPath: string, name: Buffer): Promise<Node | undefined> {
+    const guess = await this.speculate(path, true)
+    let node: Node | undefined
+    if (guess) {
+      const { parent, dentry, self } = guess
+      node = dentry && (await nodeOf(this.store, parent, name, keys.dentry(parent, name), dentry, self && Promise.resolve(self)))
+    } else node = await locate(this.store, await this.dirIno(parentPath), name)
+    if (node && node.dentry.dtype === DT_DIR) {
+      if (this.dirCache.get(path) !== node.ino) this.hint(path, node.ino)
+    } else this.dirCache.delete(path)
+    return node
   }
 
   private forgetDir(path: string): void {
@@ -259,7 +336,7 @@ export class FileSystem {
       return loadFileNode(g, f as OpenFile)
     }
     const [parentPath, name] = this.split(path)
-    const node = await locate(g, await this.dirIno(parentPath), name)
+    const node = this.shared && g === this.store ? await this.locateShared(path, parentPath, name) : await locate(g, await this.dirIno(parentPath), name)
     if (!node) fail('ENOENT')
     return node as Node
   }
@@ -939,3 +1016,4 @@ export class FileSystem {
 }
 
 export { FsError }
+

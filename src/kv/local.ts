@@ -134,6 +134,12 @@ export class LocalKV implements KV {
     return this.read(key)
   }
 
+  async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    this.checkOpen()
+    if (keys.length > LIMITS.getManyKeys) throw new KvError('TOO_LARGE', `getMany of ${keys.length} keys (at most ${LIMITS.getManyKeys})`)
+    return keys.map((k) => this.read(k))
+  }
+
   /** The newest visible value: the overlay first, then LevelDB. */
   read(key: Buffer): Buffer | undefined {
     const o = this.overlay.get(key.toString('latin1'))

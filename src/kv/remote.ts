@@ -20,7 +20,10 @@ export interface ClusterKVOptions {
   readonly retryForMs?: number
 }
 
-type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit'>
+type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'getMany'>
+
+/** A request's keys are no longer all in one region (getMany regroups them). */
+class SpansRegions extends Error {}
 
 /** How long one attempt waits for its node before trying another (a commit of a large write
  * batch is well under this on a healthy cluster). */
@@ -87,6 +90,8 @@ export class ClusterKV implements KV {
   conflicts = 0
   /** Transaction reads served from the read cache (for tests and OP_TIMING). */
   cacheHits = 0
+  /** A node answered get_many as an unknown request: one get per key from then on. */
+  private noGetMany = false
   readonly cache = new ReadCache()
   /** Transaction ids: 8 random bytes for this client, then a counter (randomBytes per commit
    * was a tenth of the client's CPU). Unique per commit, so a retry is recognised as one. */
@@ -193,7 +198,7 @@ export class ClusterKV implements KV {
   }
 
   /** One request for the region holding `key`, retried across leader changes and epochs. */
-  private async request(key: Buffer, op: Op): Promise<{ res: KvResponse; region: RegionDescriptor }> {
+  private async request(key: Buffer, op: Op, sameRegion?: readonly Buffer[]): Promise<{ res: KvResponse; region: RegionDescriptor }> {
     if (this.closed) throw new KvError('CLOSED', 'store is closed')
     const deadline = Date.now() + this.retryForMs
     let lastError = 'no region for the key'
@@ -207,6 +212,8 @@ export class ClusterKV implements KV {
         await this.refresh().catch(() => undefined)
         continue
       }
+      // Keys that must be served by one region no longer are: the caller regroups them.
+      if (sameRegion && attempt > 0 && sameRegion.some((k) => !keyInRegion(k, r))) throw new SpansRegions()
       const at = this.target(r, attempt)
       if (!at) {
         await this.refresh().catch(() => undefined)
@@ -277,6 +284,56 @@ export class ClusterKV implements KV {
     const v = res.found ? { value: res.value ?? Buffer.alloc(0), version: res.version } : undefined
     this.cache.set(key.toString('latin1'), v?.value, v?.version ?? 0)
     return v
+  }
+
+  /** One get_many request per region (in parallel), each answered after one read barrier
+   * (docs/protocol.md). Against a node too old to know get_many, one get per key instead. */
+  async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (keys.length > LIMITS.getManyKeys) throw new KvError('TOO_LARGE', `getMany of ${keys.length} keys (at most ${LIMITS.getManyKeys})`)
+    if (keys.length === 0) return []
+    if (keys.length === 1 || this.noGetMany) return Promise.all(keys.map((k) => this.get(k)))
+    const out: (Buffer | undefined)[] = new Array(keys.length)
+    // Keys grouped by the region the map says holds them; a group whose region changed under
+    // it (a split, a stale map) is grouped again from the refreshed map.
+    let todo = keys.map((key, i) => ({ key, i }))
+    for (let round = 0; todo.length > 0; round++) {
+      const groups = new Map<RegionDescriptor | undefined, { key: Buffer; i: number }[]>()
+      for (const t of todo) {
+        const r = this.locate(t.key)
+        let g = groups.get(r)
+        if (!g) groups.set(r, (g = []))
+        g.push(t)
+      }
+      const again: { key: Buffer; i: number }[] = []
+      await Promise.all(
+        [...groups.values()].map(async (g) => {
+          try {
+            const { res } = await this.request(g[0]!.key, { op: 'getMany', getMany: { keys: g.map((t) => t.key) } }, round < 8 ? g.map((t) => t.key) : undefined)
+            const entries = res.entries ?? []
+            if (entries.length !== g.length) throw new KvError('IO', `get_many of ${g.length} keys answered with ${entries.length}`)
+            g.forEach((t, j) => {
+              const e = entries[j]!
+              const v = e.version > 0 ? e.value ?? Buffer.alloc(0) : undefined
+              this.cache.set(t.key.toString('latin1'), v, v ? e.version : 0)
+              out[t.i] = v
+            })
+          } catch (err) {
+            if (err instanceof SpansRegions) return void again.push(...g)
+            if (err instanceof KvError && err.code === 'IO' && err.message.startsWith(`${ErrorCode.INVALID}:`) && !this.noGetMany) {
+              // A node from before get_many: a request without an operation to it.
+              this.noGetMany = true
+              this.opts.logger.info('a node does not know get_many; reading one key per request')
+              const vals = await Promise.all(g.map((t) => this.get(t.key)))
+              g.forEach((t, j) => (out[t.i] = vals[j]))
+              return
+            }
+            throw err
+          }
+        }),
+      )
+      todo = again
+    }
+    return out
   }
 
   async scan(range: Range): Promise<Entry[]> {

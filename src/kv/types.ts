@@ -32,6 +32,9 @@ export interface TxnOptions {
 
 export interface KV {
   get(key: Buffer): Promise<Buffer | undefined>
+  /** A get of each key, made concurrently; the answers in the order of `keys` (docs/kv.md).
+   * At most LIMITS.getManyKeys keys. */
+  getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>
   scan(range: Range): Promise<Entry[]>
   /** Runs fn in a serializable transaction, re-running it on conflict; fn must only use tx. */
   txn<T>(fn: (tx: Txn) => Promise<T>, opts?: TxnOptions): Promise<T>
@@ -67,4 +70,5 @@ export const LIMITS = {
   valueBytes: 1024 * 1024,
   txnWriteBytes: 64 * 1024 * 1024,
   defaultAttempts: 64,
+  getManyKeys: 1024,
 } as const

@@ -14,7 +14,7 @@
 // are durable (they were synced by an earlier sync()).
 
 import { crc32c } from '@node-rs/crc32';
-import { closeSync, fdatasync, fsyncSync, openSync, read, readSync, write, writev } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, read, readSync, write, writev, writevSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -58,6 +58,8 @@ type RecordKind = (typeof RecordKind)[keyof typeof RecordKind];
  * this many have gathered. */
 const MAX_DEFERRED = 4_096;
 const MAX_PENDING = 1_000_000;
+/** Writes of at most this many bytes are made synchronously (see syncNow). */
+const SYNC_WRITE_BYTES = 256 * 1024;
 /** A segment pinned only by groups whose live log is small (the master group, a quiet region)
  * is freed by copying their live entries forward, once more than this many are closed. */
 const RELOCATE_AFTER = 2;
@@ -637,9 +639,14 @@ export class SegmentRaftStore {
     const writeOut = async (w: (typeof writes)[number]) => {
       let done = 0;
       let bufs = w.bufs;
+      // A small write goes straight into the page cache from this thread: handing it to the
+      // thread pool costs two cross-thread wake-ups, measured at 0.3-0.5 ms per sync on a
+      // busy 2-core host against ~20 us for the write itself. Large ones stay asynchronous
+      // so the event loop never stalls on them.
+      const direct = w.bytes <= SYNC_WRITE_BYTES;
       // writev may write less than asked; continue from where it stopped.
       while (done < w.bytes) {
-        done += await writevAt(w.seg.fd, bufs, w.off + done);
+        done += direct ? writevSync(w.seg.fd, bufs as NodeJS.ArrayBufferView[], w.off + done) : await writevAt(w.seg.fd, bufs, w.off + done);
         if (done < w.bytes) bufs = restAfter(w.bufs, done);
       }
     }

@@ -92,6 +92,7 @@ export type {
   TaskProgress,
   KvRequest,
   GetOp,
+  GetManyOp,
   ScanOp,
   KeyVersion,
   ScanCheck,

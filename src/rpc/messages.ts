@@ -393,14 +393,20 @@ export interface KvRequest {
   id: number
   regionId: number
   epoch?: RegionEpoch
-  op?: 'get' | 'scan' | 'commit'
+  op?: 'get' | 'scan' | 'commit' | 'getMany'
   get?: GetOp
   scan?: ScanOp
   commit?: CommitOp
+  getMany?: GetManyOp
 }
 
 export interface GetOp {
   key: Buffer
+}
+
+/** Keys of one region; answered by KvResponse.entries in this order (version 0 = absent). */
+export interface GetManyOp {
+  keys: Buffer[]
 }
 
 /** Keys in [start, end) in order, at most `limit` (0 = the server's bound). */
@@ -516,6 +522,7 @@ export interface MessageTypes {
   TaskProgress: TaskProgress
   KvRequest: KvRequest
   GetOp: GetOp
+  GetManyOp: GetManyOp
   ScanOp: ScanOp
   KeyVersion: KeyVersion
   ScanCheck: ScanCheck

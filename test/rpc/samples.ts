@@ -118,6 +118,7 @@ export const SAMPLES: { [N in MessageName]: MessageTypes[N] } = {
   TaskProgress: taskProgress,
   KvRequest: { id: 12, regionId: 7, epoch, op: 'commit', commit },
   GetOp: { key: b('k') },
+  GetManyOp: { keys: [b('k1'), b('k2')] },
   ScanOp: { start: b('a'), end: b('z'), limit: 100 },
   KeyVersion: keyVersion,
   ScanCheck: { start: b('a'), end: b('b'), limit: 0, seen: [] },

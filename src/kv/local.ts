@@ -60,6 +60,8 @@ const WAL_FILE_BYTES = 32 * 1024 * 1024
 const WRITE_DELAY_MS = 1000
 const SOON_OVERLAY_BYTES = 16 * 1024 * 1024
 const SOON_OVERLAY_ENTRIES = 20_000
+/** How long synced commits wait to go to LevelDB together (see deferApply). */
+const APPLY_DELAY_MS = 100
 
 export class LocalKV implements KV {
   private lastSeq = 0
@@ -77,6 +79,9 @@ export class LocalKV implements KV {
   private writeTimer: NodeJS.Timeout | null = null
   /** The chain of LevelDB writes, in commit order. */
   private applying: Promise<void> = Promise.resolve()
+  /** Synced groups waiting for their LevelDB write (deferApply). */
+  private toApply: Pending[] = []
+  private applyTimer: NodeJS.Timeout | null = null
   private closed = false
   private appliedSeq = 0
   private readonly checkpointKey = keys.meta('wal-checkpoint')
@@ -187,6 +192,7 @@ export class LocalKV implements KV {
       if (this.overlayBytes > MAX_OVERLAY_BYTES) {
         this.startWriting()
         if (this.writing) await this.writing.catch(() => undefined)
+        this.flushApply()
         await this.applying
       }
       const id = this.nextTxnId++
@@ -233,6 +239,7 @@ export class LocalKV implements KV {
     if (this.closed) return
     this.startWriting()
     while (this.writing) await this.writing.catch(() => undefined)
+    this.flushApply()
     await this.applying
     this.closed = true
     if (!this.failed) await this.checkpoint(this.wal.epoch).catch(() => undefined)
@@ -319,10 +326,32 @@ export class LocalKV implements KV {
         continue
       }
       for (const p of group) p.resolve()
-      this.applying = this.applying.then(() => this.apply(group))
+      this.deferApply(group)
     }
     this.writing = null
     if (this.queue.length > 0) this.startWriting()
+  }
+
+  /**
+   * Groups whose log is synced wait a moment before they go to LevelDB, so that many go in one
+   * batch: writing each synced commit at once put a LevelDB batch (a thread-pool job, its
+   * memtable insert and its log write) right after every fsync, on the CPU the next operation's
+   * round trip through FUSE needed (docs/performance.md). They are visible from the overlay
+   * meanwhile; the bounds of the overlay send them sooner.
+   */
+  private deferApply(group: Pending[]): void {
+    for (const p of group) this.toApply.push(p)
+    if (this.overlayBytes > SOON_OVERLAY_BYTES || this.overlay.size > SOON_OVERLAY_ENTRIES || this.toApply.length >= MAX_BATCH_COMMITS) return this.flushApply()
+    this.applyTimer ??= setTimeout(() => this.flushApply(), APPLY_DELAY_MS)
+  }
+
+  private flushApply(): void {
+    if (this.applyTimer) clearTimeout(this.applyTimer)
+    this.applyTimer = null
+    const group = this.toApply
+    if (group.length === 0) return
+    this.toApply = []
+    this.applying = this.applying.then(() => this.apply(group))
   }
 
   /** Writes a group whose log is synced to LevelDB (unsynced), then drops it from the overlay. */

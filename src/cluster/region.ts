@@ -23,6 +23,8 @@ const STATE_NORMAL = 0
 const STATE_TOMBSTONE = 1
 /** Transaction ids remembered for answering retried commits (in memory, per replica). */
 const MAX_REMEMBERED_TXNS = 100_000
+/** Bytes of applied writes waiting for LevelDB before an apply waits for them to land. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024
 /** Bound on entries one scan returns. */
 export const MAX_SCAN_ENTRIES = 10_000
 
@@ -106,10 +108,23 @@ export class RegionReplica implements GroupStateMachine {
   sizeBytes = 0
   /** An applied membership change removed this node: the replica should go. */
   removedSelf = false
-  /** The LevelDB write of the last applied batch, while it is in flight. applyEntries answers
-   * before its write lands (the Raft log already holds the entries durably); everything that
-   * reads the store waits for it first, so no read can miss an applied write. */
-  private landing: Promise<void> | null = null
+  /**
+   * Applied writes whose LevelDB write has not landed, by store key (latin1): the newest
+   * versioned value, or null for a delete, and the number of the LevelDB write carrying it.
+   * applyEntries answers before its write lands (the Raft log already holds the entries
+   * durably), and point reads and validation look here first, so neither waits for a write in
+   * flight and none can miss an applied write. One LevelDB write at a time; the applies made
+   * meanwhile go together in the next one (group commit).
+   */
+  private readonly unlanded = new Map<string, { value: Buffer | null; write: number }>()
+  /** Ops of applies not yet handed to LevelDB; they go in write number `nextWrite`. */
+  private queued: Op[] = []
+  private queuedBytes = 0
+  private nextWrite = 0
+  /** The LevelDB write in flight. */
+  private writing: Promise<void> | null = null
+  /** A LevelDB write failed: every later read and apply fails with it (the host then stops). */
+  private failed: Error | null = null
   /** The region label of this replica's metrics, and their cells. */
   private readonly label: { region: string }
   private readonly writes: CounterCell
@@ -130,21 +145,57 @@ export class RegionReplica implements GroupStateMachine {
 
   /** Resolves once every applied batch is in the store; rejects if writing one failed. */
   async landed(): Promise<void> {
-    while (this.landing) await this.landing
+    for (;;) {
+      if (this.failed) throw this.failed
+      this.startWrite()
+      if (!this.writing) return
+      await this.writing
+    }
+  }
+
+  /** Hands what the applies queued to LevelDB, unless a write is in flight (its completion
+   * starts the next one). */
+  private startWrite(): void {
+    if (this.writing || this.failed || this.queued.length === 0) return
+    const ops = this.queued
+    const n = this.nextWrite++
+    this.queued = []
+    this.queuedBytes = 0
+    this.writing = rawBatch(this.db, ops, false).then(
+      () => {
+        for (const op of ops) {
+          const k = op.key.toString('latin1')
+          if (this.unlanded.get(k)?.write === n) this.unlanded.delete(k)
+        }
+        this.writing = null
+        this.startWrite()
+      },
+      (err: Error) => {
+        this.failed = err
+        this.writing = null
+      },
+    )
+  }
+
+  /** The store's record at a data key, applied writes not yet landed included. */
+  private stored(k: Buffer): Buffer | undefined {
+    const u = this.unlanded.get(k.toString('latin1'))
+    if (u) return u.value ?? undefined
+    // Synchronous: a point read from LevelDB's caches is cheaper than the thread-pool round
+    // trip of the async get (two cross-thread wake-ups per read).
+    return this.db.getSync(k)
   }
 
   async get(key: Buffer): Promise<VersionedValue | undefined> {
     this.reads.inc()
-    if (this.landing) await this.landed()
-    // Synchronous: a point read from LevelDB's caches is cheaper than the thread-pool round
-    // trip of the async get (two cross-thread wake-ups per read).
-    const raw = this.db.getSync(dataKey(key))
+    if (this.failed) throw this.failed
+    const raw = this.stored(dataKey(key))
     return raw === undefined ? undefined : unversion(raw)
   }
 
   async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
     this.reads.inc()
-    if (this.landing) await this.landed()
+    await this.landed()
     const out: { key: Buffer; value: Buffer; version: number }[] = []
     const max = limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES
     const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
@@ -156,8 +207,9 @@ export class RegionReplica implements GroupStateMachine {
   }
 
   async applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }): Promise<unknown[]> {
-    // Validation reads the store: the previous batch must be in it.
-    if (this.landing) await this.landed()
+    if (this.failed) throw this.failed
+    // Backpressure: LevelDB falling behind slows the applies instead of filling memory.
+    if (this.queuedBytes > MAX_QUEUED_BYTES) await this.landed()
     const results: unknown[] = []
     const ops: Op[] = []
     // Writes of this batch not yet in the store: later entries must see them.
@@ -189,12 +241,14 @@ export class RegionReplica implements GroupStateMachine {
     }
     ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
     // Answer now; the write lands in the background (one thread-pool round trip less on every
-    // commit's path). A failed write fails every later read and apply: the host then stops.
-    const landing: Promise<void> = rawBatch(this.db, ops, false).then(() => {
-      if (this.landing === landing) this.landing = null
-    })
-    landing.catch(() => undefined) // observed by whoever awaits landed()
-    this.landing = landing
+    // commit's path), together with whatever else is applied before the one in flight lands.
+    const n = this.nextWrite
+    for (const op of ops) this.unlanded.set(op.key.toString('latin1'), { value: op.type === 'put' ? op.value : null, write: n })
+    for (const op of ops) {
+      this.queued.push(op)
+      this.queuedBytes += op.key.length + (op.type === 'put' ? op.value.length : 0)
+    }
+    this.startWrite()
     return results
   }
 
@@ -220,13 +274,15 @@ export class RegionReplica implements GroupStateMachine {
       // differs between replicas.)
       const o = overlay.get(k.toString('latin1'))
       if (o !== undefined) return o === null ? 0 : Number(o.readBigUInt64BE(0))
-      // Synchronous, as in get(): no thread-pool round trip per validated read.
-      const raw = this.db.getSync(k)
+      const raw = this.stored(k)
       return raw === undefined ? 0 : Number(raw.readBigUInt64BE(0))
     }
     for (const r of c.reads ?? []) {
       if (version(r.key) !== (r.version ?? 0)) return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a key read by the transaction changed' })
     }
+    // A scan is validated against the store itself (and this batch's writes): everything
+    // applied before must have landed.
+    if ((c.scans ?? []).length > 0) await this.landed()
     for (const s of c.scans ?? []) {
       if (!(await this.scanUnchanged(s.start, s.end, s.limit ?? 0, s.seen ?? [], overlay))) {
         return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a range scanned by the transaction changed' })

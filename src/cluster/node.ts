@@ -13,6 +13,7 @@ import {
   RpcClients,
   RpcServer,
   encode,
+  NO_OPERATION,
   rpcError,
   type KvRequest,
   type KvResponse,
@@ -435,7 +436,7 @@ export class ClusterNode {
           return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
         }
         default:
-          return reply(id, { error: rpcError(ErrorCode.INVALID, 'request without an operation') })
+          return reply(id, { error: rpcError(ErrorCode.INVALID, NO_OPERATION) })
       }
     } catch (err) {
       if (err instanceof NotLeaderError) return reply(id, { error: this.notLeader(r.id, err.leader) })

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { metrics } from '../observe/metrics'
 import type { Logger } from '../util/log'
-import { ErrorCode, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
+import { ErrorCode, NO_OPERATION, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
 import { KvError, LIMITS, type Entry, type KV, type Range, type Txn, type TxnOptions } from './types'
 
 export interface ClusterKVOptions {
@@ -319,7 +319,7 @@ export class ClusterKV implements KV {
             })
           } catch (err) {
             if (err instanceof SpansRegions) return void again.push(...g)
-            if (err instanceof KvError && err.code === 'IO' && err.message.startsWith(`${ErrorCode.INVALID}:`) && !this.noGetMany) {
+            if (err instanceof KvError && err.code === 'IO' && err.message.endsWith(`${ErrorCode.INVALID}: ${NO_OPERATION}`)) {
               // A node from before get_many: a request without an operation to it.
               this.noGetMany = true
               this.opts.logger.info('a node does not know get_many; reading one key per request')

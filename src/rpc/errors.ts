@@ -26,6 +26,10 @@ export const ErrorCode = {
 } as const
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
+/** The INVALID message of a KvRequest whose operation the node does not know: also what a node
+ * older than an operation (get_many) answers it, so clients recognise it. Never reworded. */
+export const NO_OPERATION = 'request without an operation'
+
 /** The gRPC status names PolyFS produces or expects on purpose (RpcError.code). */
 export const TransportCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',

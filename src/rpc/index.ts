@@ -21,7 +21,7 @@
 
 export { encode, decode, MalformedMessageError, InvalidMessageError } from './codec'
 export type { MessageName } from './codec'
-export { ErrorCode, TransportCode, rpcError, RpcError, toRpcError } from './errors'
+export { ErrorCode, NO_OPERATION, TransportCode, rpcError, RpcError, toRpcError } from './errors'
 export type { ErrorHints } from './errors'
 export { RpcServer, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_MAX_IN_FLIGHT } from './server'
 export type { RpcServerOptions } from './server'

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { FileSystem } from '../../src/fs'
-import { ClusterKV, LIMITS } from '../../src/kv'
-import { logger } from '../../src/util/log'
-import { fullyReplicated, startNodes } from '../helpers/cluster'
+import { KvError, LIMITS } from '../../src/kv'
+import { ErrorCode, NO_OPERATION } from '../../src/rpc'
+import { connectKV, fullyReplicated, startNodes } from '../helpers/cluster'
 
 const ctx = { uid: 0, gid: 0, pid: 1 }
 const O_WRONLY = 1
@@ -24,17 +24,16 @@ async function errno(p: Promise<unknown>): Promise<string> {
 test('cluster: getMany answers in order, absent keys included, and path hints never give a stale answer', async (t) => {
   const c = startNodes(t, 3)
   await fullyReplicated(c)
-  const make = () => new ClusterKV({ clients: c.clients, waypoints: c.waypoints.map((w) => w.address), logger: logger('test') })
-  const ka = make()
-  const kb = make()
-  await ka.connect()
-  await kb.connect()
+  // Registered first, so it runs before connectKV's close of the stores under them.
+  const mounted: FileSystem[] = []
+  t.after(async () => {
+    for (const fs of mounted) await fs.close()
+  })
+  const ka = await connectKV(t, c)
+  const kb = await connectKV(t, c)
   const a = await FileSystem.open(ka, { shared: true })
   const b = await FileSystem.open(kb, { shared: true })
-  t.after(async () => {
-    await a.close()
-    await b.close()
-  })
+  mounted.push(a, b)
 
   await t.test('getMany', async () => {
     const k = (s: string) => Buffer.from(`zz-getmany-${s}`)
@@ -46,6 +45,41 @@ test('cluster: getMany answers in order, absent keys included, and path hints ne
     assert.deepEqual(got.map((v) => v?.toString()), ['', undefined, 'one', 'one'], 'in order; an empty value is not an absent one')
     assert.deepEqual(await kb.getMany([]), [])
     await assert.rejects(kb.getMany(Array.from({ length: LIMITS.getManyKeys + 1 }, (_, i) => k(String(i)))), /TOO_LARGE/)
+  })
+
+  await t.test('a node without get_many: one get per key, from then on', async () => {
+    const k = (s: string) => Buffer.from(`zz-getmany-old-${s}`)
+    await ka.txn(async (tx) => {
+      tx.put(k('1'), Buffer.from('one'))
+      tx.put(k('2'), Buffer.from('two'))
+    })
+    // What a node answers a request whose operation it does not know (a node older than
+    // get_many answers exactly this, from the same code path).
+    const old = await connectKV(t, c)
+    type Request = (key: Buffer, op: { op?: string }, same?: readonly Buffer[]) => Promise<unknown>
+    const raw = old as unknown as { request: Request }
+    const real = raw.request.bind(old)
+    let refused = 0
+    raw.request = (key, op, same) => {
+      if (op.op !== 'getMany') return real(key, op, same)
+      refused++
+      // How request() reports that answer (an application error it does not retry).
+      return Promise.reject(new KvError('IO', `${ErrorCode.INVALID}: ${NO_OPERATION}`))
+    }
+    assert.deepEqual((await old.getMany([k('2'), k('none'), k('1')])).map((v) => v?.toString()), ['two', undefined, 'one'])
+    assert.deepEqual((await old.getMany([k('1'), k('2')])).map((v) => v?.toString()), ['one', 'two'])
+    assert.equal(refused, 1, 'after the first refusal, no get_many is sent again')
+  })
+
+  await t.test('a request without an operation is refused with INVALID naming it', async () => {
+    const region = (await fullyReplicated(c)).regions?.find((r) => r.id !== 0)
+    assert.ok(region, 'a data region')
+    for (const n of c.nodes) {
+      const res = await c.clients.kv(n.address).call({ regionId: region.id, epoch: region.epoch })
+      const code = res.error?.code
+      // Only the leader reaches the operation; the others answer where the leader is.
+      assert.ok(code === ErrorCode.NOT_LEADER || (code === ErrorCode.INVALID && res.error?.message === NO_OPERATION), `${n.address}: ${code} ${res.error?.message}`)
+    }
   })
 
   await t.test('stale hints', async () => {

@@ -3,8 +3,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { ClusterKV, keys } from '../../src/kv'
-import { logger } from '../../src/util/log'
-import { fullyReplicated, startNodes } from '../helpers/cluster'
+import { connectKV, fullyReplicated, startNodes } from '../helpers/cluster'
 
 const KEY = keys.meta('readcache-test-counter')
 
@@ -22,15 +21,8 @@ async function increment(kv: ClusterKV): Promise<number> {
 test('cluster: a transaction on a stale cached read conflicts, re-reads and never loses an update', async (t) => {
   const c = startNodes(t, 3)
   await fullyReplicated(c)
-  const make = () => new ClusterKV({ clients: c.clients, waypoints: c.waypoints.map((w) => w.address), logger: logger('test') })
-  const a = make()
-  const b = make()
-  t.after(async () => {
-    await a.close()
-    await b.close()
-  })
-  await a.connect()
-  await b.connect()
+  const a = await connectKV(t, c)
+  const b = await connectKV(t, c)
 
   assert.equal(await increment(a), 1)
   assert.equal(await increment(a), 2, 'A\'s own commit filled its cache')

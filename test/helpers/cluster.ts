@@ -5,7 +5,9 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { ClusterKV } from '../../src/kv'
 import { RpcClients, type GetClusterMapResponse } from '../../src/rpc'
+import { logger } from '../../src/util/log'
 import { POLYFS, isMounted, waitFor, type Cleanup } from './mount'
 
 export const SECRET = 'test-secret-0123456789'
@@ -219,6 +221,14 @@ export function fullyReplicated(c: Cluster, replicas = 3): Promise<GetClusterMap
 }
 
 /** Prints the tail of every process log (for a failing test's output). */
+/** A ClusterKV client of the cluster, connected, closed by t.after. */
+export async function connectKV(t: Cleanup, c: Cluster): Promise<ClusterKV> {
+  const kv = new ClusterKV({ clients: c.clients, waypoints: c.waypoints.map((w) => w.address), logger: logger('test') })
+  t.after(() => kv.close())
+  await kv.connect()
+  return kv
+}
+
 export function dumpLogs(c: Cluster, lines = 40): string {
   return [...c.waypoints, ...c.nodes]
     .map((p) => `---- ${p.name} (${p.address})\n${p.log().split('\n').slice(-lines).join('\n')}`)

@@ -265,7 +265,7 @@ export class FileSystem {
    * after the other. Every read used is a linearizable read made during this call
    * (docs/posix.md, "Path resolution on a cluster mount").
    */
-  private async speculate(path: string, withSelf: boolean): Promise<{ parent: number; dentry: Dentry | undefined; self?: DirSelf } | null> {
+  private async speculate(path: string, withSelf: boolean): Promise<{ parent: number; dentryKey: Buffer; dentry: Dentry | undefined; self?: DirSelf } | null> {
     const names = path.split('/').slice(1)
     const dirs = [ROOT_INO]
     let prefix = ''
@@ -292,14 +292,14 @@ export class FileSystem {
       }
     }
     const last = names.length - 1
+    const dentryKey = ks[last] as Buffer
     const v = vals[last]
-    const dentry = v ? decodeDentry(v, ks[last] as Buffer) : undefined
-    const parent = dirs[last] as number
-    if (!dentry || selfHint === undefined || dentry.ino !== selfHint || dentry.dtype !== DT_DIR) return { parent, dentry }
+    const dentry = v ? decodeDentry(v, dentryKey) : undefined
+    const found = { parent: dirs[last] as number, dentryKey, dentry }
+    if (!dentry || selfHint === undefined || dentry.ino !== selfHint || dentry.dtype !== DT_DIR) return found
     const sv = vals[last + 1]
     // An entry without its directory record: decided by the plain path (it reports it).
-    if (!sv) return { parent, dentry }
-    return { parent, dentry, self: decodeDirSelf(sv, ks[last + 1] as Buffer) }
+    return sv ? { ...found, self: decodeDirSelf(sv, ks[last + 1] as Buffer) } : found
   }
 
   /** Shared mode, outside a transaction: the node at `path` (not '/'), by speculate when the
@@ -308,8 +308,8 @@ export class FileSystem {
     const guess = await this.speculate(path, true)
     let node: Node | undefined
     if (guess) {
-      const { parent, dentry, self } = guess
-      node = dentry && (await nodeOf(this.store, parent, name, keys.dentry(parent, name), dentry, self && Promise.resolve(self)))
+      const { parent, dentryKey, dentry, self } = guess
+      node = dentry && (await nodeOf(this.store, parent, name, dentryKey, dentry, self))
     } else node = await locate(this.store, await this.dirIno(parentPath), name)
     if (node && node.dentry.dtype === DT_DIR) {
       if (this.dirCache.get(path) !== node.ino) this.hint(path, node.ino)
@@ -1016,4 +1016,3 @@ export class FileSystem {
 }
 
 export { FsError }
-

@@ -73,11 +73,11 @@ export async function locate(g: Getter, parent: number, name: Buffer): Promise<N
 /** The node a directory entry names: its attributes from the entry itself (a file with one
  * link), its directory's own record, or its inode. `self`, when given, is that directory
  * record already read (a speculative read the caller checked against `dentry.ino`). */
-export async function nodeOf(g: Getter, parent: number, name: Buffer, dentryKey: Buffer, dentry: Dentry, self?: Promise<DirSelf | undefined>): Promise<Node> {
+export async function nodeOf(g: Getter, parent: number, name: Buffer, dentryKey: Buffer, dentry: Dentry, self?: DirSelf): Promise<Node> {
   const base = { parent, name, dentryKey, dentry, ino: dentry.ino }
   if (dentry.form === DentryForm.INLINE) return { ...base, attrs: dentry.attrs, where: 'dentry' }
   if (dentry.dtype === S.IFDIR >> 12) {
-    const rec = await (self ?? read(g, keys.dirSelf(dentry.ino), decodeDirSelf))
+    const rec = self ?? (await read(g, keys.dirSelf(dentry.ino), decodeDirSelf))
     if (!rec) throw new CorruptRecordError(keys.dirSelf(dentry.ino), `directory ${dentry.ino} is referenced but missing`)
     return { ...base, attrs: rec.attrs, where: 'dirself', self: rec }
   }

@@ -19,6 +19,15 @@ export const FLUSH_BEHIND_BLOCKS = (2 * 1024 * 1024) / BLOCK_SIZE
 /** Committed block images kept per open file to serve rewrites without a read (4 MiB). */
 export const MAX_CLEAN_BLOCKS_PER_FILE = (4 * 1024 * 1024) / BLOCK_SIZE
 
+/** Read-ahead for a sequential reader (docs/posix.md, "Read-ahead"): the window starts at
+ * READ_AHEAD_MIN past the read and doubles with each sequential read up to the file system's
+ * bound; each request to the store asks for READ_AHEAD_BATCH blocks (512 KiB). */
+export const READ_AHEAD_MIN = 256 * 1024
+export const READ_AHEAD_BATCH = (512 * 1024) / BLOCK_SIZE
+/** A read that starts or ends within this distance of where the reads so far ended is part
+ * of the same sequential stream. */
+const READ_AHEAD_NEAR = 1024 * 1024
+
 /** The extended attribute the kernel reads before every write. */
 export const CAPS_XATTR = 'security.capability'
 
@@ -53,6 +62,23 @@ export class OpenFile {
     storedSize: number,
   ) {
     this.size = storedSize
+  }
+
+  /** Blocks read ahead of a sequential reader: block -> its stored data (undefined: a hole),
+   * fetched after this file's latest open on this mount. A read takes its block out; a write
+   * or truncate through this mount drops it, so nothing here is older than our own writes. */
+  readonly ahead = new Map<number, Promise<Buffer | undefined>>()
+  /** The first block not yet asked for ahead. */
+  aheadTo = 0
+  /** Where the last read ended (a read starting here is sequential), and the window. */
+  readEnd = 0
+  window = 0
+
+  /** Forgets everything read ahead (a new open, a truncate, a non-sequential read). */
+  dropAhead(): void {
+    this.ahead.clear()
+    this.aheadTo = 0
+    this.window = 0
   }
 
   /** Recently committed block images (bounded, oldest dropped first). */
@@ -104,21 +130,50 @@ function* pieces(offset: number, len: number): Generator<{ b: number; inBlock: n
   }
 }
 
-/** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros. */
-export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number): Promise<number> {
+/** Copies up to `len` bytes at `offset` into `dst`; holes and short blocks read as zeros.
+ * With `readAhead` > 0, a sequential reader's next blocks (up to that many bytes past the read)
+ * are fetched while it is served. */
+export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number, readAhead = 0): Promise<number> {
   if (offset >= f.size) return 0
-  // The blocks not in memory are read all at once: a 128 KiB read is one request to the
-  // store for its eight blocks (getMany), not eight one after the other.
   const parts = [...pieces(offset, Math.min(len, f.size - offset))]
+  const lastBlock = (parts[parts.length - 1] as { b: number }).b
+  if (readAhead > 0) {
+    // The kernel sends the reads of its own read-ahead concurrently, so they may come a
+    // little out of order: a read near where the reads so far ended is sequential.
+    const end = offset + Math.min(len, f.size - offset)
+    if (offset <= f.readEnd + READ_AHEAD_NEAR && end + READ_AHEAD_NEAR >= f.readEnd) {
+      if (end > f.readEnd) {
+        f.window = Math.min(readAhead, Math.max(READ_AHEAD_MIN, f.window * 2))
+        f.readEnd = end
+      }
+    } else {
+      f.dropAhead()
+      f.readEnd = end
+    }
+  }
+  // The blocks neither in memory nor read ahead are read all at once: a 128 KiB read is one
+  // request to the store for its eight blocks (getMany), not eight one after the other.
+  // early[i]: null if the block is in memory, else its read-ahead fetch if there is one.
+  const early = parts.map(({ b }) => (inMemory(f, b) ? null : f.ahead.get(b)))
+  for (const { b } of parts) f.ahead.delete(b)
+  const want = parts.flatMap((_, i) => (early[i] === undefined ? [i] : []))
+  const fetching = want.length > 0 ? kv.getMany(want.map((i) => keys.block(f.ino, (parts[i] as { b: number }).b))) : null
+  if (f.window > 0) readAhead1(kv, f, lastBlock)
   const fetched: (Buffer | undefined | null)[] = parts.map(() => null)
-  const want = parts.flatMap(({ b }, i) => (f.dirty.has(b) || f.inflight?.has(b) || f.clean.has(b) ? [] : [i]))
-  if (want.length > 0) {
-    const ks = want.map((i) => keys.block(f.ino, (parts[i] as { b: number }).b))
-    const vals = await kv.getMany(ks)
+  if (fetching) {
+    const vals = await fetching
     want.forEach((i, j) => {
       const buf = vals[j]
-      fetched[i] = buf === undefined ? undefined : decodeBlock(buf, ks[j] as Buffer)
+      fetched[i] = buf === undefined ? undefined : decodeBlock(buf, keys.block(f.ino, (parts[i] as { b: number }).b))
     })
+  }
+  for (let i = 0; i < parts.length; i++) {
+    const p = early[i]
+    if (p) {
+      // Fetched ahead; if that failed (a leader change, a bad block), read it again now so
+      // the answer, or the error, is today's.
+      fetched[i] = await p.catch(() => readBlock(kv, f.ino, (parts[i] as { b: number }).b))
+    }
   }
   let out = 0
   for (let i = 0; i < parts.length; i++) {
@@ -139,10 +194,44 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
   return out
 }
 
+function inMemory(f: OpenFile, b: number): boolean {
+  return f.dirty.has(b) || f.inflight?.has(b) === true || f.clean.has(b)
+}
+
+/** Asks for the blocks of f's window past `lastBlock` not yet asked for, when at least half a
+ * window is missing (so requests are large), in requests of READ_AHEAD_BATCH blocks. */
+function readAhead1(kv: KV, f: OpenFile, lastBlock: number): void {
+  const endBlock = Math.ceil(f.size / BLOCK_SIZE) - 1
+  const target = Math.min(endBlock, lastBlock + Math.ceil(f.window / BLOCK_SIZE))
+  const from = Math.max(f.aheadTo, lastBlock + 1)
+  if (from > target) return
+  if (target < endBlock && target - from + 1 < Math.ceil(f.window / BLOCK_SIZE / 2)) return
+  // Blocks a stream passed by long ago (skipped, or read through a cache) are let go.
+  const stale = lastBlock - READ_AHEAD_NEAR / BLOCK_SIZE
+  for (const b of [...f.ahead.keys()]) if (b < stale) f.ahead.delete(b)
+  f.aheadTo = target + 1
+  for (let start = from; start <= target; start += READ_AHEAD_BATCH) {
+    const blocks: number[] = []
+    for (let b = start; b <= Math.min(target, start + READ_AHEAD_BATCH - 1); b++) if (!inMemory(f, b)) blocks.push(b)
+    if (blocks.length === 0) continue
+    const ks = blocks.map((b) => keys.block(f.ino, b))
+    const all = kv.getMany(ks)
+    blocks.forEach((b, j) => {
+      const one = all.then((vals) => {
+        const buf = vals[j]
+        return buf === undefined ? undefined : decodeBlock(buf, ks[j] as Buffer)
+      })
+      one.catch(() => undefined) // a read that uses it reads again and reports; unused, it is dropped
+      f.ahead.set(b, one)
+    })
+  }
+}
+
 /** Buffers a write. Returns once the bytes are in the file's block images. */
 export async function writeData(kv: KV, f: OpenFile, src: Buffer, len: number, offset: number, now: Timespec): Promise<number> {
   let pos = 0
   for (const { b, inBlock, n } of pieces(offset, len)) {
+    f.ahead.delete(b)
     const image = f.dirty.get(b) ?? (await blockImage(kv, f, b, inBlock === 0 && n === BLOCK_SIZE))
     src.copy(image, inBlock, pos, pos + n)
     pos += n

@@ -17,6 +17,7 @@ import {
   rpcError,
   type KvRequest,
   type KvResponse,
+  type KvStream,
   type MasterInfo,
   type NodeAddr,
   type RaftBatch,
@@ -29,6 +30,7 @@ import { startHttp, type Checks, type HttpServer } from '../http'
 import { events, gatherPicture, metrics, series, SERIES_STEP_MS, tasks } from '../observe'
 import { logger as rootLogger, type Logger } from '../util/log'
 import { RaftHost, NotLeaderError } from './host'
+import { LeaseTable, type LeaseHolder } from './leases'
 import { loadIdentity, saveIdentity, type Identity } from './identity'
 import { joinCluster } from './join'
 import { MASTER_GROUP, MasterState } from './master'
@@ -41,6 +43,13 @@ import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } fro
 const MAX_GET_MANY_KEYS = 1024
 const MAX_GET_MANY_BYTES = 32 * 1024 * 1024
 const EMPTY = Buffer.alloc(0)
+/** The longest read lease a region leader grants (docs/metadata-leases.md); a new leader
+ * proposes no write for this long after it took over. */
+export const LEASE_MAX_MS = 1000
+const leaseClock = {
+  now: () => performance.now(),
+  sleep: (ms: number) => new Promise<void>((res) => setTimeout(res, ms).unref()),
+}
 
 type Db = ClassicLevel<Buffer, Buffer>
 
@@ -96,6 +105,8 @@ export class ClusterNode {
   private readonly startedMs = Date.now()
   /** Regions being created from an incoming message (so two messages do not create it twice). */
   private readonly creating = new Set<number>()
+  /** The read leases of each data region this node leads (docs/metadata-leases.md). */
+  private readonly leases = new Map<number, LeaseTable>()
   private http: HttpServer | null = null
   /** More readiness checks (the CLI adds its mount's). */
   readyChecks: (() => Checks) | null = null
@@ -164,7 +175,7 @@ export class ClusterNode {
       })
     }
     this.server.addRaft({ onBatch: (b) => this.onRaftBatch(b) })
-    this.server.addKv({ handle: (r) => this.handleKv(r) })
+    this.server.addKv({ handle: (r, s) => this.handleKv(r, s) })
     this.server.addMaster(this.duties.handlers())
     this.server.addNodeAdmin({
       masterChanged: async (r) => {
@@ -335,6 +346,8 @@ export class ClusterNode {
 
   private onSoftState(group: number, leader: NodeId, isLeader: boolean): void {
     this.log.info({ region: group, leader, isLeader }, 'group leader changed')
+    // Leases granted before are forgotten; a write waits until they have run out.
+    this.leases.get(group)?.reset()
     if (isLeader) {
       const term = this.host.status(group)?.term ?? 0
       events.record({ kind: 'leader-changed', regionId: group, subjectNode: this.nodeId, message: `node ${this.nodeId} leads ${group === MASTER_GROUP ? 'the master group' : `region ${group}`} (term ${term})` })
@@ -376,9 +389,14 @@ export class ClusterNode {
 
   // ---------------------------------------------------------------- KV service
 
-  private async handleKv(req: KvRequest): Promise<KvResponse> {
+  private async handleKv(req: KvRequest, stream?: KvStream): Promise<KvResponse> {
+    if (req.op === 'release') {
+      const h = stream && req.leaseHolder ? this.holder(stream, req.regionId, req.leaseHolder) : null
+      if (h) this.leases.get(req.regionId)?.release(h, req.release?.revokeId ?? 0)
+      return reply(0, {})
+    }
     const t0 = performance.now()
-    const res = await this.serveKv(req)
+    const res = await this.serveKv(req, stream)
     const ms = performance.now() - t0
     series.noteKv(ms)
     const op = req.op ?? 'none'
@@ -387,7 +405,34 @@ export class ClusterNode {
     return res
   }
 
-  private async serveKv(req: KvRequest): Promise<KvResponse> {
+  private leaseTable(region: number): LeaseTable {
+    let t = this.leases.get(region)
+    if (!t) this.leases.set(region, (t = new LeaseTable(leaseClock, LEASE_MAX_MS)))
+    return t
+  }
+
+  /** The lease holder for a client on a stream (one object per stream, region and holder). */
+  private holder(stream: KvStream, region: number, holderId: number): LeaseHolder {
+    const key = `${region}:${holderId}`
+    let h = stream.state.get(key) as LeaseHolder | undefined
+    if (!h) {
+      h = {
+        alive: () => stream.alive(),
+        revoke: (revokeId, keys) => stream.push({ id: 0, revoke: { revokeId, regionId: region, leaseHolder: holderId, keys } }),
+      }
+      stream.state.set(key, h)
+    }
+    return h
+  }
+
+  /** A lease of up to req.leaseMs on `keys` for the asking client, registered before the keys
+   * are read (0: none asked, no stream to revoke it on, or a write is under way on a key). */
+  private grantLease(req: KvRequest, stream: KvStream | undefined, region: number, keys: readonly Buffer[]): number {
+    if (!stream || !req.leaseMs || !req.leaseHolder) return 0
+    return this.leaseTable(region).grant(this.holder(stream, region, req.leaseHolder), keys, req.leaseMs)
+  }
+
+  private async serveKv(req: KvRequest, stream?: KvStream): Promise<KvResponse> {
     const id = req.id
     const r = this.regions.get(req.regionId)
     if (!r) return reply(id, { error: rpcError(ErrorCode.REGION_NOT_FOUND, `region ${req.regionId} is not on node ${this.nodeId}`) })
@@ -401,14 +446,16 @@ export class ClusterNode {
         case 'get': {
           const key = req.get?.key ?? Buffer.alloc(0)
           if (!keyInRegion(key, r.region)) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'key outside the region', { region: this.descriptor(r.id) }) })
+          const leaseMs = this.grantLease(req, stream, r.id, [key])
           await this.host.readBarrier(r.id)
           const v = await r.get(key)
-          return v ? reply(id, { found: true, value: v.value, version: v.version }) : reply(id, { found: false })
+          return v ? reply(id, { found: true, value: v.value, version: v.version, leaseMs }) : reply(id, { found: false, leaseMs })
         }
         case 'getMany': {
           const ks = req.getMany?.keys ?? []
           if (ks.length > MAX_GET_MANY_KEYS) return reply(id, { error: rpcError(ErrorCode.INVALID, `get_many of ${ks.length} keys (at most ${MAX_GET_MANY_KEYS})`) })
           if (ks.some((k) => !keyInRegion(k, r.region))) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'a key outside the region', { region: this.descriptor(r.id) }) })
+          const leaseMs = this.grantLease(req, stream, r.id, ks)
           await this.host.readBarrier(r.id)
           const entries: { key: Buffer; value: Buffer; version: number }[] = []
           let bytes = 0
@@ -418,7 +465,7 @@ export class ClusterNode {
             if (bytes > MAX_GET_MANY_BYTES) return reply(id, { error: rpcError(ErrorCode.TOO_LARGE, `get_many answer over ${MAX_GET_MANY_BYTES} bytes; ask for fewer keys`) })
             entries.push(v ? { key: k, value: v.value, version: v.version } : { key: k, value: EMPTY, version: 0 })
           }
-          return reply(id, { entries })
+          return reply(id, { entries, leaseMs })
         }
         case 'scan': {
           const s = req.scan
@@ -431,8 +478,19 @@ export class ClusterNode {
         case 'commit': {
           if (!req.commit) return reply(id, { error: rpcError(ErrorCode.INVALID, 'commit without a body') })
           const data = encode('RegionCommand', { epoch: cur, commit: req.commit })
-          const res = (await this.host.propose(r.id, data)) as ApplyResult
-          if (res.ok) return reply(id, { index: res.index })
+          // Leases on what it writes are revoked first (docs/metadata-leases.md); the writer's
+          // own are not: it drops them itself.
+          const writer = stream && req.leaseHolder ? this.holder(stream, r.id, req.leaseHolder) : null
+          const done = await this.leaseTable(r.id).beginWrite(writer, (req.commit.writes ?? []).map((w) => w.key))
+          let res: ApplyResult
+          try {
+            res = (await this.host.propose(r.id, data)) as ApplyResult
+          } finally {
+            done()
+          }
+          // The writer knows what it wrote: a lease on it, unless another write is marked on a
+          // key (granted in the same turn as the unmark, so no write comes between).
+          if (res.ok) return reply(id, { index: res.index, leaseMs: writer && req.leaseMs ? this.leaseTable(r.id).grant(writer, (req.commit.writes ?? []).map((w) => w.key), req.leaseMs) : 0 })
           return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
         }
         default:
@@ -581,5 +639,5 @@ export type { ApplyResult }
 
 /** A KvResponse with every field not given at its zero value. */
 function reply(id: number, r: Partial<KvResponse>): KvResponse {
-  return { id, found: false, value: Buffer.alloc(0), version: 0, entries: [], index: 0, ...r }
+  return { id, found: false, value: Buffer.alloc(0), version: 0, entries: [], index: 0, leaseMs: 0, ...r }
 }

@@ -4,7 +4,7 @@
 // Permission checks along the path and on directories are the kernel's (the mount uses
 // default_permissions); this layer applies the ownership rules it alone can: owners of new
 // files, chmod/chown/utimens rights, set-ID clearing, and access().
-import { BLOCK_SIZE, CHUNK_BLOCKS, KV, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
+import { BLOCK_SIZE, CHUNK_BLOCKS, KV, Kind, LocalKV, MAX_NAME_BYTES, Txn, keys } from '../kv'
 import { Logger, logger } from '../util'
 import { FsError, fail } from './errors'
 import { CAPS_XATTR, FLUSH_BEHIND_BLOCKS, Loc, OpenFile, deleteBlocks, flushFile, loadFileNode, MAX_DIRTY_BLOCKS_PER_FILE, readData, truncateInTxn, writeData } from './files'
@@ -69,6 +69,8 @@ export interface FsOptions {
   readAhead?: number
 }
 
+const LEASED = { lease: true } as const
+
 /** The default read-ahead on a cluster mount. */
 export const READ_AHEAD_SHARED = 8 * 1024 * 1024
 
@@ -115,8 +117,10 @@ export class FileSystem {
     this.shared = opts.shared === true
     this.readAhead = opts.readAhead ?? (this.shared ? READ_AHEAD_SHARED : 0)
     this.store = {
-      get: (key) => kv.get(key),
-      getMany: (keys) => kv.getMany(keys),
+      // On a cluster, metadata read outside transactions may come from values the client
+      // holds under a read lease (docs/metadata-leases.md); file data never does.
+      get: (key) => kv.get(key, this.shared && key[8] !== Kind.BLOCK ? LEASED : undefined),
+      getMany: (keys) => kv.getMany(keys, this.shared && keys.every((k) => k[8] !== Kind.BLOCK) ? LEASED : undefined),
       scan: (range) => kv.scan(range),
       sync: () => kv.sync(),
       close: () => kv.close(),

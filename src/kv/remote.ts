@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto'
 import { metrics } from '../observe/metrics'
 import type { Logger } from '../util/log'
 import { ErrorCode, NO_OPERATION, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
-import { KvError, LIMITS, type Entry, type KV, type Range, type Txn, type TxnOptions } from './types'
+import { LeaseCache, type LeaseRead } from './leases'
+import { KvError, LIMITS, type Entry, type KV, type Range, type ReadOptions, type Txn, type TxnOptions } from './types'
 
 export interface ClusterKVOptions {
   readonly clients: RpcClients
@@ -18,9 +19,15 @@ export interface ClusterKVOptions {
   readonly logger: Logger
   /** How long one operation keeps retrying while the cluster cannot serve it (default 30 s). */
   readonly retryForMs?: number
+  /** The read lease asked for on reads made with { lease: true } (docs/metadata-leases.md;
+   * default LEASE_MS, 0: none, every read goes to the leader). */
+  readonly leaseMs?: number
 }
 
-type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'getMany'>
+type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'getMany' | 'leaseMs' | 'leaseHolder'>
+
+/** The read lease asked for by default (the leader grants at most its own bound, 1 s). */
+export const LEASE_MS = 1000
 
 /** A request's keys are no longer all in one region (getMany regroups them). */
 class SpansRegions extends Error {}
@@ -97,9 +104,30 @@ export class ClusterKV implements KV {
    * was a tenth of the client's CPU). Unique per commit, so a retry is recognised as one. */
   private readonly txnPrefix = randomBytes(8)
   private txnSeq = 0
+  /** Values read under a lease (docs/metadata-leases.md), and this client's lease identity. */
+  readonly leases = new LeaseCache(() => performance.now())
+  private readonly leaseMs: number
+  private readonly holder = randomBytes(6).readUIntBE(0, 6) || 1
+  private readonly stopPush: () => void
 
   constructor(private readonly opts: ClusterKVOptions) {
     this.retryForMs = opts.retryForMs ?? 30_000
+    this.leaseMs = opts.leaseMs ?? LEASE_MS
+    this.stopPush = opts.clients.onKvPush((res, address) => this.onPush(res, address))
+  }
+
+  /** A leader revoked leases of ours: drop the keys, then say so. */
+  private onPush(res: KvResponse, address: string): void {
+    const r = res.revoke
+    if (!r || r.leaseHolder !== this.holder) return
+    this.leases.revoke(r.keys.map((k) => k.toString('latin1')))
+    this.opts.clients.kv(address).send({ regionId: r.regionId, leaseHolder: this.holder, op: 'release', release: { revokeId: r.revokeId } })
+  }
+
+  /** The lease fields of a read made with `o`, and its bookkeeping (null: no lease). */
+  private leaseFor(keys: readonly Buffer[], o?: ReadOptions): { read: LeaseRead; op: { leaseMs: number; leaseHolder: number } } | null {
+    if (!o?.lease || this.leaseMs <= 0) return null
+    return { read: this.leases.beginRead(keys.map((k) => k.toString('latin1'))), op: { leaseMs: this.leaseMs, leaseHolder: this.holder } }
   }
 
   /** Connects: resolves once the cluster map is known (retrying up to retryForMs). */
@@ -275,27 +303,53 @@ export class ClusterKV implements KV {
     if (a.nodeId && a.address) this.nodes.set(a.nodeId, a.address)
   }
 
-  async get(key: Buffer): Promise<Buffer | undefined> {
-    return (await this.getVersioned(key))?.value
+  async get(key: Buffer, o?: ReadOptions): Promise<Buffer | undefined> {
+    if (o?.lease) {
+      const hit = this.leases.lookup(key.toString('latin1'))
+      if (hit) return hit.value
+    }
+    return (await this.getVersioned(key, o))?.value
   }
 
-  async getVersioned(key: Buffer): Promise<{ value: Buffer; version: number } | undefined> {
-    const { res } = await this.request(key, { op: 'get', get: { key } })
+  async getVersioned(key: Buffer, o?: ReadOptions): Promise<{ value: Buffer; version: number } | undefined> {
+    const lease = this.leaseFor([key], o)
+    let res: KvResponse
+    try {
+      res = (await this.request(key, { op: 'get', get: { key }, ...lease?.op })).res
+    } catch (err) {
+      if (lease) this.leases.abortRead(lease.read)
+      throw err
+    }
     const v = res.found ? { value: res.value ?? Buffer.alloc(0), version: res.version } : undefined
-    this.cache.set(key.toString('latin1'), v?.value, v?.version ?? 0)
+    const k = key.toString('latin1')
+    if (lease) this.leases.endRead(lease.read, [{ key: k, value: v?.value }], res.leaseMs ?? 0)
+    this.cache.set(k, v?.value, v?.version ?? 0)
     return v
   }
 
   /** One get_many request per region (in parallel), each answered after one read barrier
    * (docs/protocol.md). Against a node too old to know get_many, one get per key instead. */
-  async getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]> {
+  async getMany(keys: readonly Buffer[], o?: ReadOptions): Promise<(Buffer | undefined)[]> {
     if (keys.length > LIMITS.getManyKeys) throw new KvError('TOO_LARGE', `getMany of ${keys.length} keys (at most ${LIMITS.getManyKeys})`)
     if (keys.length === 0) return []
-    if (keys.length === 1 || this.noGetMany) return Promise.all(keys.map((k) => this.get(k)))
     const out: (Buffer | undefined)[] = new Array(keys.length)
+    let todo = keys.map((key, i) => ({ key, i }))
+    if (o?.lease) {
+      // What a lease still covers is answered here; only the rest is asked for.
+      todo = todo.filter((t) => {
+        const hit = this.leases.lookup(t.key.toString('latin1'))
+        if (hit) out[t.i] = hit.value
+        return !hit
+      })
+      if (todo.length === 0) return out
+    }
+    if (todo.length === 1 || this.noGetMany) {
+      const vals = await Promise.all(todo.map((t) => this.get(t.key, o)))
+      todo.forEach((t, j) => (out[t.i] = vals[j]))
+      return out
+    }
     // Keys grouped by the region the map says holds them; a group whose region changed under
     // it (a split, a stale map) is grouped again from the refreshed map.
-    let todo = keys.map((key, i) => ({ key, i }))
     for (let round = 0; todo.length > 0; round++) {
       const groups = new Map<RegionDescriptor | undefined, { key: Buffer; i: number }[]>()
       for (const t of todo) {
@@ -307,23 +361,31 @@ export class ClusterKV implements KV {
       const again: { key: Buffer; i: number }[] = []
       await Promise.all(
         [...groups.values()].map(async (g) => {
+          const lease = this.leaseFor(
+            g.map((t) => t.key),
+            o,
+          )
           try {
-            const { res } = await this.request(g[0]!.key, { op: 'getMany', getMany: { keys: g.map((t) => t.key) } }, round < 8 ? g.map((t) => t.key) : undefined)
+            const { res } = await this.request(g[0]!.key, { op: 'getMany', getMany: { keys: g.map((t) => t.key) }, ...lease?.op }, round < 8 ? g.map((t) => t.key) : undefined)
             const entries = res.entries ?? []
             if (entries.length !== g.length) throw new KvError('IO', `get_many of ${g.length} keys answered with ${entries.length}`)
-            g.forEach((t, j) => {
+            const answers = g.map((t, j) => {
               const e = entries[j]!
               const v = e.version > 0 ? e.value ?? Buffer.alloc(0) : undefined
-              this.cache.set(t.key.toString('latin1'), v, v ? e.version : 0)
+              const k = t.key.toString('latin1')
+              this.cache.set(k, v, v ? e.version : 0)
               out[t.i] = v
+              return { key: k, value: v }
             })
+            if (lease) this.leases.endRead(lease.read, answers, res.leaseMs ?? 0)
           } catch (err) {
+            if (lease) this.leases.abortRead(lease.read)
             if (err instanceof SpansRegions) return void again.push(...g)
             if (err instanceof KvError && err.code === 'IO' && err.message.endsWith(`${ErrorCode.INVALID}: ${NO_OPERATION}`)) {
               // A node from before get_many: a request without an operation to it.
               this.noGetMany = true
               this.opts.logger.info('a node does not know get_many; reading one key per request')
-              const vals = await Promise.all(g.map((t) => this.get(t.key)))
+              const vals = await Promise.all(g.map((t) => this.get(t.key, o)))
               g.forEach((t, j) => (out[t.i] = vals[j]))
               return
             }
@@ -401,10 +463,17 @@ export class ClusterKV implements KV {
     if (r && all.some((k) => !keyInRegion(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
     const txnId = this.nextTxnId()
     let index = 0
+    // Our own leases on what we write are ours to drop: the leader revokes only others'.
+    const written = body.writes.map((w) => w.key.toString('latin1'))
+    this.leases.beginWrite(written)
+    const sentAt = this.leases.time()
+    let leaseMs = 0
     try {
-      const { res } = await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId } })
+      const { res } = await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId }, leaseHolder: this.holder, leaseMs: this.leaseMs })
       index = res.index
+      leaseMs = res.leaseMs ?? 0
     } finally {
+      this.leases.endWrite(written, index > 0 ? { values: body.writes.map((w) => (w.delete ? undefined : w.value ?? Buffer.alloc(0))), leaseMs, sentAt } : undefined)
       for (const w of body.writes) {
         const k = w.key.toString('latin1')
         if (index > 0) this.cache.set(k, w.delete ? undefined : w.value ?? Buffer.alloc(0), w.delete ? 0 : index)
@@ -433,6 +502,7 @@ export class ClusterKV implements KV {
 
   async close(): Promise<void> {
     this.closed = true
+    this.stopPush()
   }
 }
 

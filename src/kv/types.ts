@@ -30,11 +30,19 @@ export interface TxnOptions {
   readonly sync?: boolean
 }
 
+/** How a read outside a transaction may be answered. */
+export interface ReadOptions {
+  /** A store shared by several clients may answer from values it holds under a read lease
+   * (docs/metadata-leases.md): as linearizable as a read at the leader. For small records read
+   * often (entries, inodes), never file data. A store of one client ignores it. */
+  readonly lease?: boolean
+}
+
 export interface KV {
-  get(key: Buffer): Promise<Buffer | undefined>
+  get(key: Buffer, o?: ReadOptions): Promise<Buffer | undefined>
   /** A get of each key, made concurrently; the answers in the order of `keys` (docs/kv.md).
    * At most LIMITS.getManyKeys keys. */
-  getMany(keys: readonly Buffer[]): Promise<(Buffer | undefined)[]>
+  getMany(keys: readonly Buffer[], o?: ReadOptions): Promise<(Buffer | undefined)[]>
   scan(range: Range): Promise<Entry[]>
   /** Runs fn in a serializable transaction, re-running it on conflict; fn must only use tx. */
   txn<T>(fn: (tx: Txn) => Promise<T>, opts?: TxnOptions): Promise<T>

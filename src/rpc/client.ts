@@ -60,7 +60,13 @@ export interface AdminClient {
 /** Kv over the address's one multiplexed Kv.Session; the id is assigned here. */
 export interface KvClient {
   call(req: Omit<M.Init<M.KvRequest>, 'id'>, o?: CallOptions): Promise<M.KvResponse>
+  /** Sends a request nothing answers (a release), with id 0, on the open stream; dropped if
+   * there is none (the lease then runs out instead). */
+  send(req: Omit<M.Init<M.KvRequest>, 'id'>): void
 }
+
+/** A message a node pushed on a Kv.Session (id 0: a revoke), and the address it came from. */
+export type KvPushListener = (res: M.KvResponse, address: string) => void
 
 /** Kv.Call: one request per call (tools, tests). */
 export interface KvUnaryClient {
@@ -86,6 +92,7 @@ export class RpcClients {
   private readonly channels = new Map<string, grpc.Client>()
   private readonly sessions = new Map<string, KvSession>()
   private readonly senders = new Map<string, RaftSender>()
+  private readonly pushListeners = new Set<KvPushListener>()
   private closed = false
 
   constructor(private readonly opts: RpcClientsOptions) {
@@ -135,7 +142,17 @@ export class RpcClients {
   kv(address: string): KvClient {
     return {
       call: (req, o) => (this.closed ? Promise.reject(closedError()) : this.session(address).call(req, o?.timeoutMs ?? DEFAULT_KV_TIMEOUT_MS)),
+      send: (req) => {
+        if (!this.closed) this.sessions.get(address)?.send(req)
+      },
     }
+  }
+
+  /** Calls `fn` for every message pushed on any Kv.Session of these clients; returns the
+   * function that stops it. */
+  onKvPush(fn: KvPushListener): () => void {
+    this.pushListeners.add(fn)
+    return () => this.pushListeners.delete(fn)
   }
 
   kvUnary(address: string): KvUnaryClient {
@@ -224,6 +241,9 @@ export class RpcClients {
         maxQueued: this.opts.kvMaxQueued ?? DEFAULT_KV_MAX_QUEUED,
         defaultTimeoutMs: DEFAULT_KV_TIMEOUT_MS,
         log: this.log,
+        onPush: (res) => {
+          for (const fn of this.pushListeners) fn(res, address)
+        },
       })
       this.sessions.set(address, s)
     }

@@ -29,9 +29,20 @@ export interface NodeAdminHandler {
   status(req: M.NodeStatusRequest): Promise<M.Init<M.NodeStatusResponse>>
 }
 
-/** Serves Kv.Session and Kv.Call. The response's id is always set to the request's. */
+/** One Kv.Session stream, as its handler sees it (Kv.Call has none). */
+export interface KvStream {
+  /** The stream can still carry a message to the client. */
+  alive(): boolean
+  /** Sends a message the client did not ask for (a revoke: id 0). */
+  push(res: M.Init<M.KvResponse>): void
+  /** The handler's own state for this stream (lease holders), dropped with it. */
+  readonly state: Map<unknown, unknown>
+}
+
+/** Serves Kv.Session and Kv.Call. The response's id is always set to the request's. A
+ * `release` (sent with id 0) gets no response: its result is ignored. */
 export interface KvHandler {
-  handle(req: M.KvRequest): Promise<M.Init<M.KvResponse>>
+  handle(req: M.KvRequest, stream?: KvStream): Promise<M.Init<M.KvResponse>>
 }
 
 /** Every batch received on any RaftTransport.Stream, in arrival order per stream. */

@@ -25,7 +25,7 @@ export { ErrorCode, NO_OPERATION, TransportCode, rpcError, RpcError, toRpcError 
 export type { ErrorHints } from './errors'
 export { RpcServer, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SESSION_MAX_IN_FLIGHT } from './server'
 export type { RpcServerOptions } from './server'
-export type { WaypointHandler, MasterHandler, NodeAdminHandler, KvHandler, RaftHandler } from './handlers'
+export type { WaypointHandler, MasterHandler, NodeAdminHandler, KvHandler, KvStream, RaftHandler } from './handlers'
 export {
   RpcClients,
   dialFromEnv,
@@ -35,7 +35,7 @@ export {
   DEFAULT_KV_MAX_QUEUED,
   DEFAULT_RAFT_MAX_QUEUED_BYTES,
 } from './client'
-export type { CallOptions, RpcClientsOptions, WaypointClient, MasterClient, AdminClient, KvClient, KvUnaryClient, RaftClient } from './client'
+export type { CallOptions, RpcClientsOptions, WaypointClient, MasterClient, AdminClient, KvClient, KvPushListener, KvUnaryClient, RaftClient } from './client'
 export { SECRET_HEADER } from './services'
 export { keyInRegion, newerEpoch } from './regions'
 export { addressProblem, TOKEN_RULE } from './messages'

@@ -25,6 +25,8 @@ export interface KvSessionOptions {
   /** Deadline of a call that does not name one. */
   defaultTimeoutMs: number
   log: Logger
+  /** A message with id 0 (pushed by the node, not an answer: a revoke). */
+  onPush?: (res: KvResponse) => void
 }
 
 interface Pending {
@@ -72,6 +74,16 @@ export class KvSession {
     })
   }
 
+  /** Writes a request nothing answers (id 0) on the open stream; none open: dropped. */
+  send(req: Omit<Init<KvRequest>, 'id'>): void {
+    if (this.closed || !this.stream) return
+    try {
+      this.stream.write(encode('KvRequest', { ...req, id: 0 }))
+    } catch (err) {
+      this.o.log.debug({ address: this.address, err }, 'could not send a kv message')
+    }
+  }
+
   /** Rejects every call with CANCELLED and cancels the stream. */
   close(): void {
     this.closed = true
@@ -104,6 +116,14 @@ export class KvSession {
       this.o.log.warn({ address: this.address, err }, 'malformed kv response; dropping the session')
       this.onEnd(s, new RpcError('INTERNAL', (err as Error).message))
       s.cancel()
+      return
+    }
+    if (res.id === 0) {
+      try {
+        this.o.onPush?.(res)
+      } catch (err) {
+        this.o.log.warn({ address: this.address, err }, 'kv push listener failed')
+      }
       return
     }
     const p = this.inFlight.get(res.id)

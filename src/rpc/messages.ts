@@ -393,11 +393,29 @@ export interface KvRequest {
   id: number
   regionId: number
   epoch?: RegionEpoch
-  op?: 'get' | 'scan' | 'commit' | 'getMany'
+  op?: 'get' | 'scan' | 'commit' | 'getMany' | 'release'
   get?: GetOp
   scan?: ScanOp
   commit?: CommitOp
   getMany?: GetManyOp
+  release?: ReleaseOp
+  /** Read leases (docs/metadata-leases.md): asked for by get/get_many (ms, 0: none). */
+  leaseMs?: number
+  /** The client's lease identity (random per client); 0: none. */
+  leaseHolder?: number
+}
+
+/** Answers a revoke. */
+export interface ReleaseOp {
+  revokeId: number
+}
+
+/** Pushed by a leader (KvResponse id 0): drop `keys`, then release revokeId. */
+export interface Revoke {
+  revokeId: number
+  regionId: number
+  leaseHolder: number
+  keys: Buffer[]
 }
 
 export interface GetOp {
@@ -457,6 +475,9 @@ export interface KvResponse {
   version: number
   entries: KvEntry[]
   index: number
+  /** The lease granted on the keys read (ms; 0: none). */
+  leaseMs: number
+  revoke?: Revoke
 }
 
 /** An entry of a data region's Raft log (persisted). */
@@ -523,6 +544,8 @@ export interface MessageTypes {
   KvRequest: KvRequest
   GetOp: GetOp
   GetManyOp: GetManyOp
+  ReleaseOp: ReleaseOp
+  Revoke: Revoke
   ScanOp: ScanOp
   KeyVersion: KeyVersion
   ScanCheck: ScanCheck

@@ -11,7 +11,7 @@ import type { Logger } from '../util'
 import { decode, encode } from './codec'
 import { ErrorCode, rpcError } from './errors'
 import type { Init, KvRequest, KvResponse, RaftBatch } from './messages'
-import { handlerFailure, invoke, type KvHandler, type RaftHandler, type Status } from './handlers'
+import { handlerFailure, invoke, type KvHandler, type KvStream, type RaftHandler, type Status } from './handlers'
 import { responseCode, served } from './metrics'
 import { KV, RAFT } from './services'
 
@@ -65,6 +65,8 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
     })
   }
 
+  const kvStream: KvStream = { alive: () => !done, push: (res) => send(res), state: new Map() }
+
   stream.on('data', (buf: Buffer) => {
     if (done) return
     const t0 = performance.now()
@@ -75,6 +77,11 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
       mm.count('INVALID_ARGUMENT')
       return finish({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message })
     }
+    if (req.op === 'release') {
+      // The answer to a revoke: nothing answers it (its id is 0).
+      invoke(() => h.handle(req, kvStream)).catch((err) => handlerFailure(ctx.log, KV.session.path, err))
+      return
+    }
     if (handling + unwritten >= ctx.maxInFlight) {
       if (unwritten >= 2 * ctx.maxInFlight) {
         mm.count('RESOURCE_EXHAUSTED')
@@ -84,7 +91,7 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
       return send(busy(req.id, ctx.maxInFlight))
     }
     handling++
-    invoke(() => h.handle(req))
+    invoke(() => h.handle(req, kvStream))
       .then(
         (res) => ({ ...res, id: req.id }),
         (err): Init<KvResponse> => ({ id: req.id, error: rpcError(ErrorCode.INTERNAL, handlerFailure(ctx.log, KV.session.path, err).details) }),

@@ -1,0 +1,168 @@
+// Read leases on a region leader (docs/metadata-leases.md). Pure bookkeeping: the clock and
+// the waiting are injected, so a test drives it with a simulated clock.
+//
+// A holder (one client, on one Kv.Session stream) is granted a lease on keys it reads; while
+// it holds, no write to those keys by anyone else is proposed. A write first marks its keys
+// (no grants on them from then), revokes every other holder's lease on them, and proceeds
+// once each has released or its lease has run out. A new leader knows nothing of its
+// predecessor's grants, so it proposes no write until one longest lease after it took over.
+
+/** A lease holder: a client on one session stream (identity, by object). */
+export interface LeaseHolder {
+  /** The stream can still carry a revoke. */
+  alive(): boolean
+  /** Tells the client to drop `keys` and answer release(revokeId). */
+  revoke(revokeId: number, keys: Buffer[]): void
+}
+
+export interface LeaseClock {
+  now(): number
+  sleep(ms: number): Promise<void>
+}
+
+interface Revoking {
+  resolve(): void
+}
+
+export class LeaseTable {
+  /** key (latin1) -> holder -> when its lease ends (leader's clock). */
+  private readonly byKey = new Map<string, Map<LeaseHolder, number>>()
+  /** Keys with a write marked (count of writes). No grants on them. */
+  private readonly writing = new Map<string, number>()
+  private readonly revoking = new Map<number, Revoking & { holder: LeaseHolder; keys: string[] }>()
+  private nextRevoke = 1
+  /** No write is proposed before this (a new leader waits out its predecessor's leases). */
+  private writableAt: number
+  private sweepAt = 0
+
+  constructor(
+    private readonly clock: LeaseClock,
+    /** The longest lease granted (ms). */
+    readonly maxMs: number,
+  ) {
+    this.writableAt = clock.now() + maxMs
+  }
+
+  /** Leadership changed (gained or lost): forget every grant; wait out the old ones. */
+  reset(): void {
+    this.byKey.clear()
+    for (const r of this.revoking.values()) r.resolve()
+    this.revoking.clear()
+    this.writableAt = this.clock.now() + this.maxMs
+  }
+
+  /** Grants `holder` a lease of up to `ms` on every key, or none (0) when a write is marked
+   * on any of them. Call it before the keys are read: a write marked after it revokes it. */
+  grant(holder: LeaseHolder, keys: readonly Buffer[], ms: number): number {
+    const len = Math.min(ms, this.maxMs)
+    if (len <= 0) return 0
+    const ks = keys.map((k) => k.toString('latin1'))
+    if (ks.some((k) => this.writing.has(k))) return 0
+    const now = this.clock.now()
+    this.sweep(now)
+    const until = now + len
+    for (const k of ks) {
+      let m = this.byKey.get(k)
+      if (!m) this.byKey.set(k, (m = new Map()))
+      m.set(holder, Math.max(until, m.get(holder) ?? 0))
+    }
+    return len
+  }
+
+  /**
+   * Marks a write of `keys` by `writer` (null: a writer that holds no leases). Resolves, once
+   * the write may be proposed, to the function that unmarks it (call it after the write is
+   * applied or has failed). The writer's own leases on the keys end here: it drops them itself.
+   */
+  async beginWrite(writer: LeaseHolder | null, keys: readonly Buffer[]): Promise<() => void> {
+    const ks = [...new Set(keys.map((k) => k.toString('latin1')))]
+    for (const k of ks) this.writing.set(k, (this.writing.get(k) ?? 0) + 1)
+    const end = () => {
+      for (const k of ks) {
+        const n = (this.writing.get(k) ?? 1) - 1
+        if (n <= 0) this.writing.delete(k)
+        else this.writing.set(k, n)
+      }
+    }
+    try {
+      const wait = this.writableAt - this.clock.now()
+      if (wait > 0) await this.clock.sleep(wait)
+      // Every other holder's unexpired leases on these keys, by holder.
+      const now = this.clock.now()
+      const held = new Map<LeaseHolder, { keys: string[]; until: number }>()
+      for (const k of ks) {
+        const m = this.byKey.get(k)
+        if (!m) continue
+        if (writer) m.delete(writer)
+        for (const [h, until] of m) {
+          if (until <= now) {
+            m.delete(h)
+            continue
+          }
+          let e = held.get(h)
+          if (!e) held.set(h, (e = { keys: [], until }))
+          e.keys.push(k)
+          e.until = Math.max(e.until, until)
+        }
+        if (m.size === 0) this.byKey.delete(k)
+      }
+      await Promise.all([...held].map(([h, e]) => this.revokeOne(h, e.keys, e.until)))
+      return end
+    } catch (err) {
+      end()
+      throw err
+    }
+  }
+
+  /** The holder answered a revoke: its leases on those keys are gone. */
+  release(holder: LeaseHolder, revokeId: number): void {
+    const r = this.revoking.get(revokeId)
+    if (!r || r.holder !== holder) return
+    this.revoking.delete(revokeId)
+    this.forget(holder, r.keys)
+    r.resolve()
+  }
+
+  /** Keys with a lease (for tests and status). */
+  get leasedKeys(): number {
+    return this.byKey.size
+  }
+
+  private async revokeOne(h: LeaseHolder, keys: string[], until: number): Promise<void> {
+    if (h.alive()) {
+      const id = this.nextRevoke++
+      let resolve!: () => void
+      const released = new Promise<void>((res) => (resolve = res))
+      this.revoking.set(id, { holder: h, keys, resolve })
+      try {
+        h.revoke(id, keys.map((k) => Buffer.from(k, 'latin1')))
+      } catch {
+        // the stream broke while sending: its leases run out instead
+      }
+      await Promise.race([released, this.clock.sleep(Math.max(0, until - this.clock.now()))])
+      this.revoking.delete(id)
+    } else {
+      await this.clock.sleep(Math.max(0, until - this.clock.now()))
+    }
+    this.forget(h, keys)
+  }
+
+  private forget(h: LeaseHolder, keys: string[]): void {
+    for (const k of keys) {
+      const m = this.byKey.get(k)
+      if (!m) continue
+      m.delete(h)
+      if (m.size === 0) this.byKey.delete(k)
+    }
+  }
+
+  /** Drops expired leases now and then, so the table is bounded by what is live. */
+  private sweep(now: number): void {
+    if (now < this.sweepAt) return
+    this.sweepAt = now + this.maxMs
+    for (const [k, m] of this.byKey) {
+      for (const [h, until] of m) if (until <= now) m.delete(h)
+      if (m.size === 0) this.byKey.delete(k)
+    }
+  }
+}

@@ -1,0 +1,245 @@
+// Read leases (docs/metadata-leases.md), both halves as pure bookkeeping on a simulated clock:
+// the leader's LeaseTable and the client's LeaseCache, and then a seeded random run of both
+// together against a register, where a read answered from a lease must never be older than
+// the last write that returned.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { LeaseTable, type LeaseHolder } from '../../src/cluster/leases'
+import { LeaseCache } from '../../src/kv/leases'
+import { rng, testSeed } from '../helpers/mount'
+
+/** A simulated clock: sleep resolves when the test advances time past it. */
+class SimClock {
+  t = 0
+  private timers: { at: number; resolve: () => void }[] = []
+  now = () => this.t
+  sleep = (ms: number) => new Promise<void>((resolve) => this.timers.push({ at: this.t + ms, resolve }))
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms
+    for (;;) {
+      await settle()
+      this.timers.sort((a, b) => a.at - b.at)
+      const next = this.timers[0]
+      if (!next || next.at > end) break
+      this.t = Math.max(this.t, next.at)
+      this.timers.shift()
+      next.resolve()
+    }
+    this.t = end
+    await settle()
+  }
+}
+
+const settle = async () => {
+  for (let i = 0; i < 20; i++) await Promise.resolve()
+}
+
+class Holder implements LeaseHolder {
+  revokes: { id: number; keys: string[] }[] = []
+  up = true
+  alive = () => this.up
+  revoke = (id: number, keys: Buffer[]) => void this.revokes.push({ id, keys: keys.map((k) => k.toString()) })
+}
+
+const k = (s: string) => Buffer.from(s)
+
+test('leases: a write revokes other holders and waits for their release; the writer keeps no lease of its own', async () => {
+  const clock = new SimClock()
+  const table = new LeaseTable(clock, 1000)
+  await clock.advance(1000) // past the new-leader wait
+  const a = new Holder()
+  const b = new Holder()
+  assert.equal(table.grant(a, [k('x'), k('y')], 500), 500)
+  assert.equal(table.grant(b, [k('x')], 5000), 1000) // bounded by the table's maximum
+  let proposed = false
+  const w = table.beginWrite(b, [k('x')]).then((done) => {
+    proposed = true
+    return done
+  })
+  await settle()
+  assert.equal(proposed, false, 'a write waits while another holder has a lease')
+  assert.deepEqual(a.revokes.map((r) => r.keys), [['x']])
+  assert.equal(b.revokes.length, 0, "the writer's own lease is not revoked")
+  assert.equal(table.grant(a, [k('x')], 500), 0, 'no grants on a key being written')
+  assert.equal(table.grant(a, [k('y')], 500), 500, 'other keys are granted as before')
+  table.release(a, a.revokes[0]!.id)
+  const done = await w
+  assert.equal(proposed, true)
+  done()
+  assert.equal(table.grant(a, [k('x')], 500), 500, 'granted again once the write is done')
+})
+
+test('leases: a holder that never answers (or whose stream is gone) holds a write until its lease runs out, not longer', async () => {
+  const clock = new SimClock()
+  const table = new LeaseTable(clock, 1000)
+  await clock.advance(1000)
+  const silent = new Holder()
+  const gone = new Holder()
+  gone.up = false
+  table.grant(silent, [k('x')], 300)
+  await clock.advance(100)
+  table.grant(gone, [k('x')], 600) // ends at 1700 + 0
+  let at = -1
+  void table.beginWrite(null, [k('x')]).then(() => (at = clock.t))
+  await clock.advance(1000)
+  assert.equal(silent.revokes.length, 1)
+  assert.equal(gone.revokes.length, 0, 'no revoke is sent on a dead stream')
+  assert.equal(at, 1700, 'the write waits for the longest lease to end')
+})
+
+test('leases: a new leader (or one that lost and regained leadership) proposes no write for one longest lease', async () => {
+  const clock = new SimClock()
+  const table = new LeaseTable(clock, 1000)
+  let at = -1
+  void table.beginWrite(null, [k('x')]).then(() => (at = clock.t))
+  await clock.advance(999)
+  assert.equal(at, -1)
+  await clock.advance(1)
+  assert.equal(at, 1000)
+  const a = new Holder()
+  table.grant(a, [k('x')], 1000)
+  table.reset()
+  assert.equal(table.leasedKeys, 0)
+  at = -1
+  void table.beginWrite(null, [k('x')]).then(() => (at = clock.t))
+  await clock.advance(1000)
+  assert.equal(at, 2000)
+  assert.equal(a.revokes.length, 0, 'the forgotten leases are waited out, not revoked')
+})
+
+test('leases: the client caches an answer only if no revoke or commit of its own overtook it', () => {
+  let now = 0
+  const c = new LeaseCache(() => now)
+  // A plain read with a lease: cached until 90% of the lease minus the margin, from the send.
+  const r1 = c.beginRead(['a'])
+  now = 10
+  c.endRead(r1, [{ key: 'a', value: k('1') }], 1000)
+  assert.equal(c.lookup('a')?.value?.toString(), '1')
+  now = 897
+  assert.equal(c.lookup('a')?.value?.toString(), '1')
+  now = 898
+  assert.equal(c.lookup('a'), null, 'expired by the client clock first')
+  // A revoke that arrives before the answer: not cached.
+  const r2 = c.beginRead(['b'])
+  c.revoke(['b'])
+  c.endRead(r2, [{ key: 'b', value: k('old') }], 1000)
+  assert.equal(c.lookup('b'), null)
+  // A commit of ours sent while the read was on its way: not cached; nor a read sent during it.
+  const r3 = c.beginRead(['c'])
+  c.beginWrite(['c'])
+  const r4 = c.beginRead(['c'])
+  c.endRead(r3, [{ key: 'c', value: k('old') }], 1000)
+  c.endRead(r4, [{ key: 'c', value: k('old?') }], 1000)
+  assert.equal(c.lookup('c'), null)
+  // The commit's answer leases what it wrote.
+  c.endWrite(['c'], { values: [k('new')], leaseMs: 1000, sentAt: now })
+  assert.equal(c.lookup('c')?.value?.toString(), 'new')
+  // Two commits of ours on one key in flight: neither answer is cached (their order is unknown).
+  c.beginWrite(['d'])
+  c.beginWrite(['d'])
+  c.endWrite(['d'], { values: [k('1')], leaseMs: 1000, sentAt: now })
+  assert.equal(c.lookup('d'), null)
+  c.endWrite(['d'], { values: [k('2')], leaseMs: 1000, sentAt: now })
+  assert.equal(c.lookup('d')?.value?.toString(), '2')
+  // A revoke that overtook our commit's answer: that answer's lease is not used.
+  c.beginWrite(['g'])
+  c.revoke(['g'])
+  c.endWrite(['g'], { values: [k('v')], leaseMs: 1000, sentAt: now })
+  assert.equal(c.lookup('g'), null)
+  // No lease granted: nothing cached. An absent key is cached as absent.
+  const r5 = c.beginRead(['e', 'f'])
+  c.endRead(r5, [{ key: 'e', value: k('x') }], 0)
+  assert.equal(c.lookup('e'), null)
+  const r6 = c.beginRead(['f'])
+  c.endRead(r6, [{ key: 'f', value: undefined }], 1000)
+  assert.deepEqual(c.lookup('f'), { value: undefined, until: now + 898 })
+})
+
+// Both halves with messages in flight: clients read and write registers through a simulated
+// leader; every message takes a random delay. A read answered from a client's lease must
+// return a value at least as new as the last write that completed before the read began.
+test('leases: a seeded run of clients, a leader and delayed messages never reads a stale value', async () => {
+  const seed = testSeed()
+  const r = rng(seed)
+  const clock = new SimClock()
+  const table = new LeaseTable(clock, 200)
+  const store = new Map<string, { v: number }>()
+  const keysAll = ['p', 'q', 'r']
+  const delay = () => clock.sleep(1 + Math.floor(r() * 20))
+  let completedVersion = new Map<string, number>() // key -> version of the latest write that returned
+  let version = 0
+  class Client implements LeaseHolder {
+    cache = new LeaseCache(() => clock.t)
+    up = true
+    alive = () => this.up
+    revoke = (id: number, keys: Buffer[]) => {
+      // The revoke travels to the client; the client drops the keys, the release travels back.
+      void (async () => {
+        await delay()
+        if (!this.up) return
+        this.cache.revoke(keys.map((x) => x.toString()))
+        await delay()
+        table.release(this, id)
+      })()
+    }
+    async read(key: string): Promise<number> {
+      const hit = this.cache.lookup(key)
+      if (hit) return hit.value ? hit.value.readUInt32BE() : 0
+      const lr = this.cache.beginRead([key])
+      await delay()
+      const ms = table.grant(this, [Buffer.from(key)], 200)
+      await delay() // the read barrier and the read
+      const v = store.get(key)?.v ?? 0
+      await delay()
+      this.cache.endRead(lr, [{ key, value: v ? u32(v) : undefined }], ms)
+      return v
+    }
+    async write(key: string): Promise<void> {
+      this.cache.beginWrite([key])
+      const sentAt = clock.t
+      await delay()
+      const done = await table.beginWrite(this, [Buffer.from(key)])
+      await delay() // replication
+      const v = ++version
+      store.set(key, { v })
+      done()
+      const ms = table.grant(this, [Buffer.from(key)], 200)
+      await delay()
+      this.cache.endWrite([key], { values: [u32(v)], leaseMs: ms, sentAt })
+      completedVersion.set(key, Math.max(completedVersion.get(key) ?? 0, v))
+    }
+  }
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4)
+    b.writeUInt32BE(n)
+    return b
+  }
+  const clients = [new Client(), new Client(), new Client()]
+  await clock.advance(200)
+  let reads = 0
+  let hits = 0
+  const ops: Promise<void>[] = []
+  for (let step = 0; step < 3000; step++) {
+    const c = clients[Math.floor(r() * clients.length)]!
+    const key = keysAll[Math.floor(r() * keysAll.length)]!
+    if (r() < 0.25) {
+      ops.push(c.write(key))
+    } else {
+      const floor = completedVersion.get(key) ?? 0
+      const before = c.cache.hits
+      ops.push(
+        c.read(key).then((v) => {
+          reads++
+          if (c.cache.hits > before) hits++
+          assert.ok(v >= floor, `read of ${key} returned version ${v}, older than ${floor} which had returned before it began (POLYFS_SEED=${seed})`)
+        }),
+      )
+    }
+    if (r() < 0.01) clients[Math.floor(r() * clients.length)]!.up = r() < 0.5 // a client stops answering revokes, or comes back
+    await clock.advance(Math.floor(r() * 5))
+  }
+  await clock.advance(10_000)
+  await Promise.all(ops)
+  completedVersion = new Map()
+  assert.ok(reads > 1000 && hits > 100, `reads ${reads}, from a lease ${hits}`)
+})

@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, freePort, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
 import { nodeProc, processesUp, type ProcessesUp } from './procstat'
+import { withMallocTuning } from '../../src/util'
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
 const BIN = path.join(REPO, 'bin', 'polyfs')
@@ -51,7 +52,7 @@ function readiness(out: string): { ready: boolean; what: string } {
  * signal during setup can tear down what exists.
  */
 export async function setupCluster(base: string, log: (s: string) => void, onStarted?: (down: () => Promise<void>) => void): Promise<ClusterUp> {
-  const env = { ...process.env, POLYFS_SECRET: randomBytes(16).toString('hex') }
+  const env = withMallocTuning({ ...process.env, POLYFS_SECRET: randomBytes(16).toString('hex') })
   const mnt = path.join(base, 'mnt')
   await fsp.mkdir(mnt, { recursive: true })
   const waypoint = `${WAYPOINT_HOST}:${await freePort(WAYPOINT_HOST)}`

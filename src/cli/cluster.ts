@@ -12,7 +12,7 @@ import { startHttp } from '../http'
 import { ClusterKV } from '../kv'
 import { gatherPicture, series } from '../observe'
 import { RpcClients } from '../rpc'
-import { logger, setLogLevel, type Logger } from '../util'
+import { logger, setLogLevel, withMallocTuning, type Logger } from '../util'
 import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
@@ -142,7 +142,7 @@ export async function runDev(a: DevArgs): Promise<void> {
   const bin = path.resolve(__dirname, '../../../bin/polyfs')
   const waypoint = `${a.host}:${a.basePort}`
   const children: { name: string; proc: ChildProcess }[] = []
-  const env = { ...process.env, POLYFS_SECRET: secret }
+  const env = withMallocTuning({ ...process.env, POLYFS_SECRET: secret })
   const start = (name: string, args: string[]) => {
     const out = openSync(path.join(logs, `${name}.log`), 'a')
     const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', out, out], env })

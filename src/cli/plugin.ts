@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os'
 import path from 'node:path'
 import { startPlugin, startPluginNode } from '../plugin'
 import { loadIdentity } from '../cluster/identity'
-import { logger, setLogLevel } from '../util'
+import { MALLOC_TUNABLES, logger, setLogLevel } from '../util'
 import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
@@ -27,6 +27,7 @@ export const PLUGIN_ENV: Record<string, string> = {
   DATA_REPLICAS: 'replicas per data region, for a new cluster (default 3)',
   LOG_LEVEL: 'trace, debug, info, warn or error (default info)',
   HTTP: 'host:port or port of this node\'s status page, /metrics, /healthz and /readyz; this host\'s mount serves its own at the next port; "off" for none (default: the ADVERTISE host, port 7480)',
+  GLIBC_TUNABLES: `read by glibc, not by polyfs: malloc settings that keep large buffers on the heap (default ${MALLOC_TUNABLES}; docs/performance.md)`,
 }
 
 /** Where the plugin serves HTTP by default (the node; the mount at the next port). */

@@ -1,7 +1,9 @@
 // src/util: small shared pieces with no knowledge of any role.
 //   log.ts      pino logger with a component field
 //   leveldb.ts  a LevelDB batch without abstract-level's cloning
+//   malloc.ts   glibc malloc settings for the processes PolyFS starts
 export { logger, rootLogger, setLogLevel } from './log'
 export type { Logger } from './log'
 export { rawBatch } from './leveldb'
 export type { BatchOp } from './leveldb'
+export { MALLOC_TUNABLES, withMallocTuning } from './malloc'

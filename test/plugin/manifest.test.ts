@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { PLUGIN_ENV } from '../../src/cli/plugin'
+import { MALLOC_TUNABLES } from '../../src/util'
 import { REPO } from '../helpers/mount'
 
 type Shape = 'string' | 'boolean' | 'number' | 'string[]' | { [key: string]: Shape } | [{ [key: string]: Shape }]
@@ -94,6 +95,7 @@ test('config.json: what PolyFS needs from Docker, and the settings docs/plugin.m
   const env = Object.fromEntries(m.env.map((e: { name: string; value: string; settable: string[] }) => [e.name, e]))
   assert.deepEqual(Object.keys(env).sort(), Object.keys(PLUGIN_ENV).sort(), 'the env the manifest declares is the env `polyfs plugin` reads')
   for (const e of Object.values(env) as { name: string; settable: string[] }[]) assert.deepEqual(e.settable, ['value'], `${e.name} is settable`)
+  assert.equal(env.GLIBC_TUNABLES?.value, MALLOC_TUNABLES, 'the plugin starts with the malloc settings every PolyFS process gets')
   const doc = readFileSync(path.join(REPO, 'docs', 'plugin.md'), 'utf8')
   for (const e of Object.values(env) as { name: string; value: string }[]) {
     const row = doc.split('\n').find((l) => l.startsWith(`| \`${e.name}\``))

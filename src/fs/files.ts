@@ -157,14 +157,15 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
   const early = parts.map(({ b }) => (inMemory(f, b) ? null : f.ahead.get(b)))
   for (const { b } of parts) f.ahead.delete(b)
   const want = parts.flatMap((_, i) => (early[i] === undefined ? [i] : []))
-  const fetching = want.length > 0 ? kv.getMany(want.map((i) => keys.block(f.ino, (parts[i] as { b: number }).b))) : null
+  const wantKeys = want.map((i) => keys.block(f.ino, (parts[i] as { b: number }).b))
+  const fetching = want.length > 0 ? kv.getMany(wantKeys) : null
   if (f.window > 0) readAhead1(kv, f, lastBlock)
   const fetched: (Buffer | undefined | null)[] = parts.map(() => null)
   if (fetching) {
     const vals = await fetching
     want.forEach((i, j) => {
       const buf = vals[j]
-      fetched[i] = buf === undefined ? undefined : decodeBlock(buf, keys.block(f.ino, (parts[i] as { b: number }).b))
+      fetched[i] = buf === undefined ? undefined : decodeBlock(buf, wantKeys[j] as Buffer)
     })
   }
   for (let i = 0; i < parts.length; i++) {

@@ -20,7 +20,6 @@ interface Cached {
 
 /** A leased read on its way. */
 export interface LeaseRead {
-  readonly seq: number
   readonly sentAt: number
   /** Keys not to cache from its answer: a commit of ours was writing them when the read was
    * sent or started since, or a revoke named them since. */
@@ -30,7 +29,6 @@ export interface LeaseRead {
 export class LeaseCache {
   private readonly map = new Map<string, Cached>()
   private bytes = 0
-  private seq = 0
   /** Commits of ours in flight, per key. */
   private readonly writing = new Map<string, number>()
   private readonly reads = new Set<LeaseRead>()
@@ -58,7 +56,7 @@ export class LeaseCache {
   }
 
   beginRead(keys: readonly string[]): LeaseRead {
-    const r: LeaseRead = { seq: ++this.seq, sentAt: this.now(), voided: new Set() }
+    const r: LeaseRead = { sentAt: this.now(), voided: new Set() }
     for (const k of keys) if (this.writing.has(k)) r.voided.add(k)
     this.reads.add(r)
     return r

@@ -52,7 +52,7 @@ test('cluster: a read lease answers from memory until another client writes; the
   assert.equal(num(await a.get(K, LEASED)), 100, 'its own write, read at the leader (commits get no lease for now)')
 })
 
-test('cluster: a holder that never releases delays a write by at most its lease, and the write then lands', async (t) => {
+test('cluster: a holder that never releases is sent a revoke, and the write lands once its lease runs out', async (t) => {
   const c = startNodes(t, 3)
   await fullyReplicated(c)
   const a = await connectKV(t, c)

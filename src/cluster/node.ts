@@ -489,10 +489,9 @@ export class ClusterNode {
             done()
           }
           // The writer knows what it wrote: a lease on it, unless another write is marked on a
-          // key (granted in the same turn as the unmark, so no write comes between).
-          // No lease on what a commit wrote (rule 4 of docs/metadata-leases.md is off: the seeded
-          // model test found a stale read through it, POLYFS_SEED=1063672685, not yet explained).
-          if (res.ok) return reply(id, { index: res.index })
+          // key (granted in the same turn as the unmark, so no write comes between). The client
+          // uses it only if no commit of its own at a higher index wrote the key.
+          if (res.ok) return reply(id, { index: res.index, leaseMs: writer && req.leaseMs ? this.leaseTable(r.id).grant(writer, (req.commit.writes ?? []).map((w) => w.key), req.leaseMs) : 0 })
           return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
         }
         default:

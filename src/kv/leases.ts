@@ -7,11 +7,28 @@
 // the lease. A read that was on its way while one of those happened is not cached: a revoke
 // that overtook the read's answer, or a commit of the key sent before the answer came, may
 // mean the answer is older than the write.
+//
+// A commit's answer may lease what it wrote. While several commits of ours on a key are in
+// flight their answers can come in any order, so the value cached when the last one is
+// answered is the one written at the highest log index, and only if that commit's answer
+// carried a lease: an older commit's lease may predate a newer one of ours, which the leader
+// does not revoke (the seeded model test found exactly that).
 
 /** The fraction of a granted lease this client uses (the rest covers clock-rate drift). */
 export const LEASE_USE = 0.9
 /** And a fixed margin (ms). */
 export const LEASE_MARGIN_MS = 2
+
+/** Our commits in flight on one key, and the answer with the highest index so far. */
+interface Writing {
+  n: number
+  index: number
+  value: Buffer | undefined
+  /** Its lease's end by our clock; 0: none. */
+  until: number
+  /** A revoke named the key, or a commit's outcome was unknown: cache nothing from this run. */
+  tainted: boolean
+}
 
 interface Cached {
   value: Buffer | undefined
@@ -29,12 +46,9 @@ export interface LeaseRead {
 export class LeaseCache {
   private readonly map = new Map<string, Cached>()
   private bytes = 0
-  /** Commits of ours in flight, per key. */
-  private readonly writing = new Map<string, number>()
+  /** Commits of ours in flight, per key, and what their answers said so far. */
+  private readonly writing = new Map<string, Writing>()
   private readonly reads = new Set<LeaseRead>()
-  /** Keys a revoke named while a commit of ours was writing them: that commit's answer may
-   * have been overtaken by the revoke, so its lease is not used. */
-  private readonly revokedWhileWriting = new Set<string>()
   hits = 0
 
   constructor(
@@ -83,23 +97,32 @@ export class LeaseCache {
   beginWrite(keys: readonly string[]): void {
     for (const k of keys) {
       this.drop(k)
-      this.writing.set(k, (this.writing.get(k) ?? 0) + 1)
+      const w = this.writing.get(k)
+      if (w) w.n++
+      else this.writing.set(k, { n: 1, index: 0, value: undefined, until: 0, tainted: false })
       for (const r of this.reads) r.voided.add(k)
     }
   }
 
-  /** That commit is answered (or failed, or its outcome is unknown). A commit that applied
-   * may come with a lease on what it wrote (`written`, with leaseMs from the leader,
-   * measured from `sentAt`): cached for each key no other commit of ours is writing. */
-  endWrite(keys: readonly string[], written?: { values: readonly (Buffer | undefined)[]; leaseMs: number; sentAt: number }): void {
+  /** That commit is answered: applied at log `index` (written: the values, and leaseMs from the
+   * leader, measured from `sentAt`), or failed, or its outcome is unknown (no `written`). When
+   * no other commit of ours is writing a key, the answer with the highest index among that
+   * run's is cached, if it came with a lease, no revoke named the key meanwhile, and no
+   * commit's outcome was unknown. */
+  endWrite(keys: readonly string[], written?: { values: readonly (Buffer | undefined)[]; leaseMs: number; sentAt: number; index: number }): void {
     keys.forEach((k, i) => {
-      const n = (this.writing.get(k) ?? 1) - 1
-      if (n <= 0) this.writing.delete(k)
-      else this.writing.set(k, n)
+      const w = this.writing.get(k)
+      if (!w) return
       this.drop(k)
-      if (n > 0) return
-      const revoked = this.revokedWhileWriting.delete(k)
-      if (written && written.leaseMs > 0 && !revoked) this.set(k, written.values[i], written.sentAt + written.leaseMs * LEASE_USE - LEASE_MARGIN_MS)
+      if (!written) w.tainted = true
+      else if (written.index > w.index) {
+        w.index = written.index
+        w.value = written.values[i]
+        w.until = written.leaseMs > 0 ? written.sentAt + written.leaseMs * LEASE_USE - LEASE_MARGIN_MS : 0
+      }
+      if (--w.n > 0) return
+      this.writing.delete(k)
+      if (!w.tainted && w.until > 0) this.set(k, w.value, w.until)
     })
   }
 
@@ -113,7 +136,8 @@ export class LeaseCache {
     for (const k of keys) {
       this.drop(k)
       for (const r of this.reads) r.voided.add(k)
-      if (this.writing.has(k)) this.revokedWhileWriting.add(k)
+      const w = this.writing.get(k)
+      if (w) w.tainted = true
     }
   }
 

@@ -473,7 +473,7 @@ export class ClusterKV implements KV {
       index = res.index
       leaseMs = res.leaseMs ?? 0
     } finally {
-      this.leases.endWrite(written, index > 0 ? { values: body.writes.map((w) => (w.delete ? undefined : w.value ?? Buffer.alloc(0))), leaseMs, sentAt } : undefined)
+      this.leases.endWrite(written, index > 0 ? { values: body.writes.map((w) => (w.delete ? undefined : w.value ?? Buffer.alloc(0))), leaseMs, sentAt, index } : undefined)
       for (const w of body.writes) {
         const k = w.key.toString('latin1')
         if (index > 0) this.cache.set(k, w.delete ? undefined : w.value ?? Buffer.alloc(0), w.delete ? 0 : index)

@@ -44,12 +44,14 @@ test('cluster: a read lease answers from memory until another client writes; the
     assert.equal(num(await b.get(K, LEASED)), i, `B after write ${i}`)
   }
 
-  // A's own write revokes nothing of A's.
+  // A's own write revokes nothing of A's, and leaves A a lease on what it wrote.
   await a.get(K, LEASED)
   const before = revokes.filter((r) => r.revoke?.leaseHolder === holderOf(a)).length
   await put(a, K, 100)
   assert.equal(revokes.filter((r) => r.revoke?.leaseHolder === holderOf(a)).length, before)
-  assert.equal(num(await a.get(K, LEASED)), 100, 'its own write, read at the leader (commits get no lease for now)')
+  const h2 = a.leases.hits
+  assert.equal(num(await a.get(K, LEASED)), 100)
+  assert.equal(a.leases.hits, h2 + 1, 'served from the lease its commit was granted')
 })
 
 test('cluster: a holder that never releases is sent a revoke, and the write lands once its lease runs out', async (t) => {

@@ -132,19 +132,38 @@ test('leases: the client caches an answer only if no revoke or commit of its own
   c.endRead(r4, [{ key: 'c', value: k('old?') }], 1000)
   assert.equal(c.lookup('c'), null)
   // The commit's answer leases what it wrote.
-  c.endWrite(['c'], { values: [k('new')], leaseMs: 1000, sentAt: now })
+  c.endWrite(['c'], { values: [k('new')], leaseMs: 1000, sentAt: now, index: 5 })
   assert.equal(c.lookup('c')?.value?.toString(), 'new')
-  // Two commits of ours on one key in flight: neither answer is cached (their order is unknown).
+  // Two commits of ours on one key in flight: nothing is cached until both are answered, then
+  // the value written at the higher index, whichever answer came last.
   c.beginWrite(['d'])
   c.beginWrite(['d'])
-  c.endWrite(['d'], { values: [k('1')], leaseMs: 1000, sentAt: now })
+  c.endWrite(['d'], { values: [k('1')], leaseMs: 1000, sentAt: now, index: 7 })
   assert.equal(c.lookup('d'), null)
-  c.endWrite(['d'], { values: [k('2')], leaseMs: 1000, sentAt: now })
+  c.endWrite(['d'], { values: [k('2')], leaseMs: 1000, sentAt: now, index: 8 })
   assert.equal(c.lookup('d')?.value?.toString(), '2')
+  c.beginWrite(['d'])
+  c.beginWrite(['d'])
+  c.endWrite(['d'], { values: [k('4')], leaseMs: 1000, sentAt: now, index: 10 })
+  c.endWrite(['d'], { values: [k('3')], leaseMs: 1000, sentAt: now, index: 9 })
+  assert.equal(c.lookup('d')?.value?.toString(), '4')
+  // The newest write came without a lease: an older one's lease is not used (the leader does
+  // not revoke our own leases when we write, so the older lease may predate the newer write).
+  c.beginWrite(['d'])
+  c.beginWrite(['d'])
+  c.endWrite(['d'], { values: [k('6')], leaseMs: 0, sentAt: now, index: 12 })
+  c.endWrite(['d'], { values: [k('5')], leaseMs: 1000, sentAt: now, index: 11 })
+  assert.equal(c.lookup('d'), null)
+  // A commit of ours with an unknown outcome: nothing is cached from that run.
+  c.beginWrite(['h'])
+  c.beginWrite(['h'])
+  c.endWrite(['h'])
+  c.endWrite(['h'], { values: [k('x')], leaseMs: 1000, sentAt: now, index: 13 })
+  assert.equal(c.lookup('h'), null)
   // A revoke that overtook our commit's answer: that answer's lease is not used.
   c.beginWrite(['g'])
   c.revoke(['g'])
-  c.endWrite(['g'], { values: [k('v')], leaseMs: 1000, sentAt: now })
+  c.endWrite(['g'], { values: [k('v')], leaseMs: 1000, sentAt: now, index: 14 })
   assert.equal(c.lookup('g'), null)
   // No lease granted: nothing cached. An absent key is cached as absent.
   const r5 = c.beginRead(['e', 'f'])
@@ -203,9 +222,9 @@ test('leases: a seeded run of clients, a leader and delayed messages never reads
       const v = ++version
       store.set(key, { v })
       done()
-      const ms = 0 // commits get no lease (docs/metadata-leases.md, rule 4, off)
+      const ms = table.grant(this, [Buffer.from(key)], 200)
       await delay()
-      this.cache.endWrite([key], { values: [u32(v)], leaseMs: ms, sentAt })
+      this.cache.endWrite([key], { values: [u32(v)], leaseMs: ms, sentAt, index: v })
       completedVersion.set(key, Math.max(completedVersion.get(key) ?? 0, v))
     }
   }

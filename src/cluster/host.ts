@@ -41,6 +41,10 @@ export interface GroupStateMachine {
   snapshotData(): Promise<Uint8Array>
   /** Replaces the whole state by a snapshot's image. */
   restore(snap: Snapshot): Promise<void>
+  /** Makes everything applied durable (synced). A state machine that has it keeps its state
+   * in the node's store: the log is compacted behind it without an image, and images are
+   * made only when a follower needs one (docs/node-store.md, "Snapshots"). */
+  persistApplied?(): Promise<void>
 }
 
 export interface HostOptions {
@@ -149,7 +153,7 @@ onCollect(metrics.raftLogEntries, () => {
   for (const h of liveHosts) for (const [id, entries] of h.logEntries()) metrics.raftLogEntries.set({ region: String(id) }, entries)
 })
 
-function noteSnapshot(event: 'taken' | 'installed' | 'sent', bytes: number, count = 1): void {
+function noteSnapshot(event: 'taken' | 'compacted' | 'installed' | 'sent', bytes: number, count = 1): void {
   if (count) metrics.raftSnapshots.inc({ event }, count)
   if (bytes) metrics.raftSnapshotBytes.inc({ event }, bytes)
 }
@@ -221,6 +225,7 @@ export class RaftHost {
       // writer then costs each follower one message, one loop iteration and one write per
       // commit instead of two (docs/raft.md, "Commit notice").
       commitNotice: 'lazy',
+      imagesOnDemand: typeof sm.persistApplied === 'function',
     })
     this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, role: 'follower', lastLeader: 0, synced: storage.initialState().hardState, m: KINDS[kindOf(id)] })
     this.schedule()
@@ -359,6 +364,8 @@ export class RaftHost {
 
   /** One loop iteration: every group with work, one synced batch, sends, applies, advances. */
   private async iterate(): Promise<void> {
+    // Between loop iterations, so the image is of a state no apply is changing.
+    for (const g of this.groups.values()) if (g.node.imageWanted()) await this.makeImage(g)
     const work: { g: Group; rd: Ready }[] = []
     for (const g of this.groups.values()) if (g.node.hasReady()) work.push({ g, rd: g.node.ready() })
     if (work.length === 0) return
@@ -515,10 +522,29 @@ export class RaftHost {
     const s = g.storage
     const applied = g.sm.appliedIndex
     if (applied - s.snapshot().meta.index < this.compactAfter) return
+    if (g.sm.persistApplied) {
+      // The state is in the store: make it durable, then drop the log behind it. No image.
+      await g.sm.persistApplied()
+      s.createSnapshot(applied, g.node.confState(), new Uint8Array(0))
+      s.compact(Math.max(s.firstIndex(), applied - KEEP_AFTER_COMPACT))
+      noteSnapshot('compacted', 0)
+      this.opts.logger.info({ region: g.id, index: applied }, 'log compacted (state in the store, no image)')
+      return
+    }
     const data = await g.sm.snapshotData()
     s.createSnapshot(applied, g.node.confState(), data)
     s.compact(Math.max(s.firstIndex(), applied - KEEP_AFTER_COMPACT))
     noteSnapshot('taken', data.length)
     this.opts.logger.info({ region: g.id, index: applied, bytes: data.length }, 'snapshot taken, log compacted')
+  }
+
+  /** An image at the applied index for a follower that needs a snapshot (imagesOnDemand). */
+  private async makeImage(g: Group): Promise<void> {
+    const started = performance.now()
+    const index = g.sm.appliedIndex
+    const data = await g.sm.snapshotData()
+    g.node.offerImage(index, g.node.confState(), data)
+    noteSnapshot('taken', data.length)
+    this.opts.logger.info({ region: g.id, index, bytes: data.length, ms: Math.round(performance.now() - started) }, 'snapshot image made for a follower')
   }
 }

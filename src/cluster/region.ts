@@ -360,9 +360,20 @@ export class RegionReplica implements GroupStateMachine {
     return Buffer.concat([body, crc])
   }
 
+  /** Everything applied, synced: one synced write of the meta record after the applied writes
+   * (LevelDB's log is one sequence, so its sync covers every write before it). */
+  async persistApplied(): Promise<void> {
+    await this.landed()
+    await rawBatch(this.db, [{ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) }], true)
+  }
+
   async restore(snap: Snapshot): Promise<void> {
     await this.landed()
     const buf = Buffer.from(snap.data.buffer, snap.data.byteOffset, snap.data.byteLength)
+    if (buf.length === 0 && snap.meta.index > 1) {
+      // A compaction snapshot: its state is this store's, which must be at least that far.
+      throw new Error(`region ${this.region.id}: the log was compacted at ${snap.meta.index} with the state in this store, but the store has applied only ${this.appliedIndex} (synced writes were lost)`)
+    }
     if (buf.length === 0) return this.restoreEmpty(snap) // a group's bootstrap snapshot
     if (buf.length < 20 || buf.toString('latin1', 0, 4) !== 'PRS1' || buf.readUInt32BE(buf.length - 4) !== crc32c(buf.subarray(0, buf.length - 4))) {
       throw new Error(`region snapshot at ${snap.meta.index} is corrupt`)

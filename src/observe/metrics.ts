@@ -242,7 +242,7 @@ export const metrics = {
   raftLeaders: gauge('polyfs_raft_leader_groups', 'Groups this node currently leads, by group kind', ['kind']),
   raftGroups: gauge('polyfs_raft_groups', 'Groups this node hosts a replica of, by group kind', ['kind']),
   raftLogEntries: gauge('polyfs_raft_log_entries', 'Entries in the Raft log since its last snapshot, per group', ['region']),
-  raftSnapshots: counter('polyfs_raft_snapshots_total', 'Snapshots taken (log compactions), sent and installed, by event', ['event']),
+  raftSnapshots: counter('polyfs_raft_snapshots_total', 'Snapshots by event: taken (an image made), compacted (a log compaction without an image), sent, installed', ['event']),
   raftSnapshotBytes: counter('polyfs_raft_snapshot_bytes_total', 'Snapshot bytes taken, sent and installed, by event', ['event']),
 
   // ---- The node's store (LevelDB)

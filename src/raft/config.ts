@@ -52,6 +52,11 @@ export interface RaftConfig {
    * did; a serial writer then costs one message per follower per commit instead of two.
    * Commit on the leader (and so every acknowledgement) is unchanged. Default 'immediate'. */
   readonly commitNotice?: 'immediate' | 'lazy';
+  /** Snapshots the host makes to compact the log carry no image (empty data, index > 1): the
+   * state is in the host's own durable store. A follower that needs one is sent an image the
+   * host makes on demand: `imageWanted()` says one is needed, `offerImage()` hands it over.
+   * Default false (every snapshot carries its image). */
+  readonly imagesOnDemand?: boolean;
   /** Snapshot chunk size. Default 1 MiB. */
   readonly snapshotChunkBytes?: number;
   /** Resend an unacknowledged snapshot chunk after this many ticks. Default electionTicks. */
@@ -89,6 +94,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     leaseSafetyTicks: c.leaseSafetyTicks ?? 2,
     quiesceAfterTicks: c.quiesceAfterTicks ?? 0,
     commitNotice: c.commitNotice ?? 'immediate',
+    imagesOnDemand: c.imagesOnDemand ?? false,
     snapshotChunkBytes: c.snapshotChunkBytes ?? 1 << 20,
     snapshotResendTicks: c.snapshotResendTicks ?? c.electionTicks,
     plantedBug: c.plantedBug,

@@ -168,6 +168,16 @@ export class RaftNode {
     this.outstanding = false;
   }
 
+  /** imagesOnDemand: a follower waits for a snapshot image; the host makes one at its applied
+   * index and hands it to offerImage (docs/node-store.md, "Snapshots"). */
+  imageWanted(): boolean {
+    return this.raft.imageWanted();
+  }
+
+  offerImage(index: number, confState: ConfState, data: Uint8Array): void {
+    this.raft.offerImage(index, confState, data);
+  }
+
   /** The configuration as of the applied index: what a snapshot taken now must record. */
   confState(): ConfState {
     return this.raft.confState();

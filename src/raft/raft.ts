@@ -54,6 +54,11 @@ export class Raft {
   private needBroadcast = false;
   /** Lazy commit notice: the commit index advanced since the last broadcast to followers. */
   private commitUntold = false;
+  /** imagesOnDemand: the image the host made for followers that need a snapshot, when. */
+  private image: Snapshot | undefined;
+  private imageTick = 0;
+  /** imagesOnDemand: a follower needs a snapshot and there is no image to send. */
+  private wantImage = false;
 
   private readonly cfg: ResolvedConfig;
   private votes = new Map<NodeId, boolean>();
@@ -112,6 +117,7 @@ export class Raft {
 
   tick(): void {
     this.tickCount++;
+    if (this.image !== undefined) this.dropIdleImage();
     if (this.quiesced) return;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
@@ -737,9 +743,46 @@ export class Raft {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     // Do not push a possibly large snapshot at a node we have not heard from lately.
     if (!pr.recentActive) return false;
-    pr.becomeSnapshot(this.log.snapshot(), this.tickCount);
+    let snap = this.log.snapshot();
+    if (this.cfg.imagesOnDemand && snap.data.length === 0 && snap.meta.index > 1) {
+      // The log was compacted without an image: send the host's, once it has made one that
+      // covers everything compacted (the entries after it are still in the log).
+      if (this.image === undefined || this.image.meta.index < snap.meta.index) {
+        this.wantImage = true;
+        return false;
+      }
+      snap = this.image;
+    }
+    pr.becomeSnapshot(snap, this.tickCount);
     this.sendSnapshotChunk(to, pr);
     return true;
+  }
+
+  /** imagesOnDemand: a follower is waiting for a snapshot image (only a leader asks). */
+  imageWanted(): boolean {
+    return this.wantImage && this.role === Role.Leader;
+  }
+
+  /** imagesOnDemand: the host's image of its state at `index` (applied, and not before the
+   * log's snapshot), with the configuration as of that index. Followers waiting are sent it. */
+  offerImage(index: number, confState: ConfState, data: Uint8Array): void {
+    this.wantImage = false;
+    const term = this.log.term(index);
+    if (term === undefined || index < this.log.snapshot().meta.index || this.role !== Role.Leader) return;
+    this.image = { meta: { index, term, confState: { voters: [...confState.voters], learners: [...confState.learners] } }, data };
+    this.imageTick = this.tickCount;
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && pr.state !== ProgressState.Snapshot && this.log.term(pr.next - 1) === undefined) this.sendAppend(id);
+    }
+  }
+
+  /** Forgets an image no send is using once it is an election timeout old (they are large). */
+  private dropIdleImage(): void {
+    if (this.role !== Role.Leader) this.wantImage = false;
+    if (this.image === undefined) return;
+    if (this.role === Role.Leader && this.tickCount - this.imageTick < this.cfg.electionTicks) return;
+    if (this.role === Role.Leader) for (const pr of this.progress.values()) if (pr.snapshotSend?.snapshot === this.image) return;
+    this.image = undefined;
   }
 
   private sendSnapshotChunk(to: NodeId, pr: Progress): void {

@@ -243,6 +243,24 @@ test('faults: nodes that join after the log was compacted catch up from a snapsh
         .map((l) => JSON.parse(l) as { region: number; bytes: number })
         .some((e) => e.region === 1 && e.bytes > 0)
     const snapshotted = c.nodes.slice(1).some(installed)
+    // More writes, so every replica compacts its log (without an image: the state is in its
+    // store), then a kill -9 and restart of a joiner: it starts from its store and its log.
+    for (let i = 120; i < 200; i++) {
+      const data = Buffer.alloc(500 + i * 11, (i * 7) & 0xff)
+      writeFileSync(path.join(mnt, `s${i}`), data)
+      want.set(`s${i}`, data)
+    }
+    const joiner = c.nodes[1]!
+    const compacted = joiner.log().includes('state in the store, no image')
+    await joiner.kill9()
+    const restartedAt = Date.now()
+    joiner.start()
+    for (let i = 200; i < 240; i++) {
+      const data = Buffer.alloc(300 + i, (i * 3) & 0xff)
+      writeFileSync(path.join(mnt, `s${i}`), data)
+      want.set(`s${i}`, data)
+    }
+    await c.waitMap((m) => (m.nodes ?? []).some((n) => n.address === joiner.address && n.state === 'NODE_UP' && n.lastHeartbeatMs > restartedAt), 30_000, 'the restarted joiner heartbeating again')
     // Now lose the first node for good: the two that came by snapshot must hold everything.
     await c.nodes[0]!.kill9()
     for (const [name, data] of want) {
@@ -253,6 +271,7 @@ test('faults: nodes that join after the log was compacted catch up from a snapsh
       }
     }
     assert.ok(snapshotted, 'a joining node logged a snapshot')
+    assert.ok(compacted, 'the joiner compacted its log before its restart')
   } catch (err) {
     console.error(dumpLogs(c))
     throw err

@@ -32,6 +32,11 @@ export interface HostEnv {
   onReadDone(opId: number, value: string | null): void;
 }
 
+/** imagesOnDemand: the state machine's durable copy, made at each compaction (a real region
+ * keeps it in its store, synced before the log is compacted). Keyed by the storage object,
+ * which is the disk: it survives crashes. */
+const storeImages = new WeakMap<MemoryStorage, { index: number; data: Uint8Array }>();
+
 export interface HostConfig {
   readonly raft: Omit<RaftConfig, 'id' | 'storage' | 'rng' | 'applied'>;
   readonly snapshotEveryEntries: number;
@@ -65,7 +70,10 @@ export class SimHost {
   ) {
     const snap = storage.snapshot();
     this.node = new RaftNode({ ...cfg.raft, id, storage, rng: new SeededRng(rng.intn(2 ** 31)), applied: snap.meta.index });
-    this.sm = KvStateMachine.restore(snap.data, snap.meta.index);
+    // A compaction snapshot without an image: the state comes from the store's copy.
+    const kept = snap.data.length === 0 && snap.meta.index > 1 ? storeImages.get(storage) : undefined;
+    if (snap.data.length === 0 && snap.meta.index > 1 && kept?.index !== snap.meta.index) throw new Error(`sim host ${id}: compacted at ${snap.meta.index} but the store holds ${kept?.index}`);
+    this.sm = KvStateMachine.restore(kept?.data ?? snap.data, snap.meta.index);
     this.commitChecked = storage.firstIndex() - 1;
     this.lastSnapshotIndex = snap.meta.index;
   }
@@ -105,6 +113,8 @@ export class SimHost {
         this.pending = undefined;
         this.complete(rd);
       }
+      // A follower needs a snapshot and the log was compacted without an image: make one.
+      if (this.node.imageWanted()) this.node.offerImage(this.sm.appliedIndex, this.node.confState(), this.sm.snapshot());
       if (!this.node.hasReady()) break;
       const rd = this.node.ready();
       this.pending = { rd, syncAt: now + this.rng.intn(this.cfg.maxSyncDelayTicks + 1) };
@@ -157,7 +167,12 @@ export class SimHost {
   private maybeSnapshot(): void {
     const applied = this.sm.appliedIndex;
     if (applied - this.lastSnapshotIndex < this.cfg.snapshotEveryEntries) return;
-    this.storage.createSnapshot(applied, this.node.confState(), this.sm.snapshot());
+    if (this.cfg.raft.imagesOnDemand) {
+      storeImages.set(this.storage, { index: applied, data: this.sm.snapshot() });
+      this.storage.createSnapshot(applied, this.node.confState(), new Uint8Array(0));
+    } else {
+      this.storage.createSnapshot(applied, this.node.confState(), this.sm.snapshot());
+    }
     this.storage.compact(Math.max(1, applied - this.cfg.keepTailEntries + 1));
     this.lastSnapshotIndex = applied;
   }

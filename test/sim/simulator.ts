@@ -116,6 +116,7 @@ class Simulation {
         snapshotChunkBytes: 16 + r.intn(256),
         // From the seed's parity, not the generator: earlier seeds keep their scenarios.
         commitNotice: this.seed % 2 === 0 ? 'lazy' : 'immediate',
+        imagesOnDemand: Math.floor(this.seed / 2) % 2 === 1,
         plantedBug: opts.plantedBug,
         ...opts.raft,
       },

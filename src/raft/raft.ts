@@ -778,7 +778,6 @@ export class Raft {
 
   /** Forgets an image no send is using once it is an election timeout old (they are large). */
   private dropIdleImage(): void {
-    if (this.role !== Role.Leader) this.wantImage = false;
     if (this.image === undefined) return;
     if (this.role === Role.Leader && this.tickCount - this.imageTick < this.cfg.electionTicks) return;
     if (this.role === Role.Leader) for (const pr of this.progress.values()) if (pr.snapshotSend?.snapshot === this.image) return;

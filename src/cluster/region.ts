@@ -239,7 +239,7 @@ export class RegionReplica implements GroupStateMachine {
       this.writes.inc(ops.length)
       metrics.regionBytes.set(this.label, this.sizeBytes)
     }
-    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    ops.push(this.metaOp('normal'))
     // Answer now; the write lands in the background (one thread-pool round trip less on every
     // commit's path), together with whatever else is applied before the one in flight lands.
     const n = this.nextWrite
@@ -360,11 +360,16 @@ export class RegionReplica implements GroupStateMachine {
     return Buffer.concat([body, crc])
   }
 
+  /** The write of this replica's meta record as it is now. */
+  private metaOp(state: ReplicaMeta['state']): Op {
+    return { type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state, applied: this.appliedIndex, region: this.region }) }
+  }
+
   /** Everything applied, synced: one synced write of the meta record after the applied writes
    * (LevelDB's log is one sequence, so its sync covers every write before it). */
   async persistApplied(): Promise<void> {
     await this.landed()
-    await rawBatch(this.db, [{ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) }], true)
+    await rawBatch(this.db, [this.metaOp('normal')], true)
   }
 
   async restore(snap: Snapshot): Promise<void> {
@@ -398,7 +403,7 @@ export class RegionReplica implements GroupStateMachine {
     this.appliedIndex = snap.meta.index
     this.sizeBytes = size
     metrics.regionBytes.set(this.label, size)
-    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    ops.push(this.metaOp('normal'))
     await rawBatch(this.db, ops, false)
     this.txns.clear()
   }
@@ -412,7 +417,7 @@ export class RegionReplica implements GroupStateMachine {
     this.appliedIndex = snap.meta.index
     this.sizeBytes = 0
     metrics.regionBytes.set(this.label, 0)
-    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'normal', applied: this.appliedIndex, region: this.region }) })
+    ops.push(this.metaOp('normal'))
     await rawBatch(this.db, ops, false)
   }
 
@@ -421,7 +426,7 @@ export class RegionReplica implements GroupStateMachine {
     await this.landed()
     const ops: Op[] = []
     for await (const k of this.db.keys({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) ops.push({ type: 'del', key: k })
-    ops.push({ type: 'put', key: metaKey(this.region.id), value: encodeMeta({ state: 'tombstone', applied: this.appliedIndex, region: this.region }) })
+    ops.push(this.metaOp('tombstone'))
     await rawBatch(this.db, ops, true)
     // The replica is gone: so are its series (region label values stay bounded).
     for (const m of [metrics.regionBytes, metrics.regionWrites, metrics.regionReads]) dropSeries(m, this.label)

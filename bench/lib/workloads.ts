@@ -14,10 +14,13 @@ export interface Sizes {
   dirs: number
   /** Time cap of each metadata phase, ms. */
   metaLimitMs: number
+  /** Operations of each phase of the untimed warm-up pass before the metadata rows, and its time cap per phase, ms. */
+  warmupOps: number
+  warmupLimitMs: number
 }
 
-export const FULL: Sizes = { seqBytes: 1 << 30, seqRuntimeSec: 180, randRuntimeSec: 30, files: 10_000, dirs: 2_000, metaLimitMs: 60_000 }
-export const QUICK: Sizes = { seqBytes: 256 << 20, seqRuntimeSec: 30, randRuntimeSec: 4, files: 2_000, dirs: 1_000, metaLimitMs: 15_000 }
+export const FULL: Sizes = { seqBytes: 1 << 30, seqRuntimeSec: 180, randRuntimeSec: 30, files: 10_000, dirs: 2_000, metaLimitMs: 60_000, warmupOps: 2_000, warmupLimitMs: 10_000 }
+export const QUICK: Sizes = { seqBytes: 256 << 20, seqRuntimeSec: 30, randRuntimeSec: 4, files: 2_000, dirs: 1_000, metaLimitMs: 15_000, warmupOps: 1_000, warmupLimitMs: 5_000 }
 
 export type Unit = 'MB/s' | 'IOPS' | 'ops/s' | 'rows/s' | 'tps'
 export interface RowDef { id: string; label: string; unit: Unit; kind: 'data' | 'meta' | 'db' }
@@ -167,6 +170,34 @@ async function randVerify(file: string, s: Sizes): Promise<Measure> {
 const META_ORDER = ['create', 'stat', 'read', 'delete', 'mkdir', 'rename', 'rmdir'] as const
 
 /**
+ * An untimed pass of every metadata phase (at most warmupOps each, warmupLimitMs each) in a
+ * directory of its own, removed by its own delete and rmdir phases, before the timed rows: the
+ * same for every system. A long-running file server is measured, not its first seconds (a
+ * JIT's warm-up, for PolyFS; caches filling, for any of them), as fio's ramp_time does for
+ * data. bench/README.md.
+ */
+async function warmUp(dir: string, s: Sizes, log: Log): Promise<void> {
+  if (s.warmupOps <= 0) return
+  const worker = path.join(__dirname, 'meta-worker.js')
+  const wdir = path.join(dir, 'warmup')
+  if ((await run('mkdir', [wdir], 10_000)).code !== 0) return
+  log(`  metadata warm-up (untimed, up to ${s.warmupOps} ops or ${s.warmupLimitMs / 1000} s per phase)`)
+  let n = s.warmupOps
+  for (const phase of META_ORDER) {
+    if (phase === 'create' || phase === 'mkdir') n = s.warmupOps
+    const r = await run(process.execPath, [worker, phase, wdir, String(n), String(s.warmupLimitMs)], s.warmupLimitMs + 60_000)
+    try {
+      const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { ops: number }
+      if (phase === 'create' || phase === 'mkdir' || phase === 'rename') n = j.ops
+    } catch {
+      log(`  warm-up ${phase}: worker exit ${r.code}: ${r.stderr.trim().slice(0, 200)}`)
+    }
+  }
+  // Whatever a capped phase left behind (files not deleted, directories not removed).
+  await run('rm', ['-rf', wdir], 120_000)
+}
+
+/**
  * The metadata rows in one fresh directory. Every phase starts cold: sync, drop caches, and wait
  * out the 1 s FUSE attribute/entry timeouts, so stat and lookup reach the filesystem.
  */
@@ -179,6 +210,7 @@ export async function metaRows(dir: string, s: Sizes, want: Set<string>, log: Lo
     for (const p of META_ORDER) if (want.has(p)) out[p] = { value: null, done: 0, seconds: 0, error: `mkdir: ${mk.stderr.trim()}` }
     return out
   }
+  await warmUp(dir, s, log)
   let files = s.files
   let dirs = s.dirs
   for (const phase of META_ORDER) {

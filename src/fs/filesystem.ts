@@ -401,11 +401,8 @@ export class FileSystem {
 
   async fgetattr(ctx: Ctx, fh: number): Promise<Stat> {
     const h = this.handle(fh)
-    const created = h.created
-    if (created) {
-      h.created = undefined
-      return this.overlay({ ...created })
-    }
+    const created = this.createdStat(fh)
+    if (created) return created
     const f = h.file
     const fresh = this.freshStat(null, f.ino)
     if (fresh) return this.overlay(fresh)
@@ -572,26 +569,33 @@ export class FileSystem {
     return { ino, node }
   }
 
-  async mkdir(ctx: Ctx, path: string, mode: number): Promise<void> {
-    await this.makeEntry(ctx, path, S.IFDIR | (mode & 0o7777))
+  // mkdir, mknod, symlink and link answer with the new entry's attributes as their transaction
+  // committed them: libfuse asks for them right after the op, before it replies to the kernel,
+  // and the mount answers that question with these (docs/posix.md, "answers that carry a stat").
+
+  async mkdir(ctx: Ctx, path: string, mode: number): Promise<Stat> {
+    const { ino, node } = await this.makeEntry(ctx, path, S.IFDIR | (mode & 0o7777))
+    return toStat(ino, node.attrs)
   }
 
-  async mknod(ctx: Ctx, path: string, mode: number, rdev: number): Promise<void> {
+  async mknod(ctx: Ctx, path: string, mode: number, rdev: number): Promise<Stat> {
     const type = mode & S.IFMT
     if (type === S.IFDIR || type === S.IFLNK) fail('EINVAL')
     const m = (type === 0 ? S.IFREG : type) | (mode & 0o7777)
-    await this.makeEntry(ctx, path, m, (a) => {
+    const { ino, node } = await this.makeEntry(ctx, path, m, (a) => {
       if (type === S.IFCHR || type === S.IFBLK) a.rdev = rdev
     })
+    return toStat(ino, node.attrs)
   }
 
-  async symlink(ctx: Ctx, target: string, path: string): Promise<void> {
+  async symlink(ctx: Ctx, target: string, path: string): Promise<Stat> {
     const t = Buffer.from(target, 'utf8')
     if (t.length > SYMLINK_MAX) fail('ENAMETOOLONG')
-    await this.makeEntry(ctx, path, S.IFLNK | 0o777, (a) => {
+    const { ino, node } = await this.makeEntry(ctx, path, S.IFLNK | 0o777, (a) => {
       a.target = t
       a.size = t.length
     })
+    return toStat(ino, node.attrs)
   }
 
   async readlink(ctx: Ctx, path: string): Promise<string> {
@@ -787,14 +791,14 @@ export class FileSystem {
     }
   }
 
-  async link(ctx: Ctx, existing: string, path: string): Promise<void> {
+  async link(ctx: Ctx, existing: string, path: string): Promise<Stat> {
     const [srcDir, srcName] = this.split(existing)
     const [dstDir, dstName] = this.split(path)
     const srcParent = await this.dirIno(srcDir)
     const dstParent = await this.dirIno(dstDir)
     const f0 = this.findOpenAt(srcParent, srcName)
     if (f0) await flushFile(this.store, f0)
-    const ino = await this.store.txn(async (tx) => {
+    const { ino, attrs } = await this.store.txn(async (tx) => {
       const src = await locate(tx, srcParent, srcName)
       if (!src) fail('ENOENT')
       const s = src as Node
@@ -811,10 +815,11 @@ export class FileSystem {
       self.attrs.size++
       touch(self.attrs, now, true, true)
       tx.put(keys.dirSelf(dstParent), encodeDirSelf(self))
-      return s.ino
+      return { ino: s.ino, attrs: s.attrs }
     })
     const f = this.open.get(ino)
     if (f) f.loc = null
+    return this.overlay(toStat(ino, attrs))
   }
 
   // ---------------------------------------------------------------- files
@@ -847,6 +852,19 @@ export class FileSystem {
     h.created = toStat(ino, node.attrs)
     this.noteOpenPath(path, h.file, node.attrs.xattrs.get(CAPS_XATTR) ?? null)
     return fh
+  }
+
+  /**
+   * The attributes a created handle's create committed, once (see Handle.created): the mount
+   * takes them to answer libfuse's fgetattr of the new handle without a call back into JS;
+   * later questions about the handle ask the store.
+   */
+  createdStat(fh: number): Stat | null {
+    const h = this.handles.get(fh)
+    const created = h?.created
+    if (!h || !created) return null
+    h.created = undefined
+    return this.overlay({ ...created })
   }
 
   async openFile(ctx: Ctx, path: string, flags: number): Promise<number> {

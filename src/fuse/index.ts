@@ -242,15 +242,18 @@ function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<s
     const m = new OpMetrics(op)
     return (c: NativeCtx, _p: string | null, fh: number, buf: Buffer, len: number, off: number, cb: Cb) => {
       const t0 = performance.now()
+      const start = timing ? process.hrtime.bigint() : 0n
       call(ctxOf(c), fh, buf, len, off).then(
         (n) => {
           m.done(t0, n)
           if (n > 0) bytes.inc(n)
+          if (timing) timing.record(op, Number(process.hrtime.bigint() - start))
           cb(n)
         },
         (err) => {
           const e = toErrno(err, op, log)
           m.done(t0, e)
+          if (timing) timing.record(op, Number(process.hrtime.bigint() - start))
           cb(e)
         },
       )
@@ -264,7 +267,9 @@ function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<s
     statfs: wrap('statfs', (ctx) => fs.statfs(ctx), (cb, s) => cb(0, s)),
     readdir: wrap('readdir', (ctx, p: string) => fs.readdir(ctx, p), (cb, r) => cb(0, r.names, r.stats)),
     open: wrap('open', (ctx, p: string, flags: number) => fs.openFile(ctx, p, flags), (cb, fh) => cb(0, fh)),
-    create: wrap('create', (ctx, p: string, mode: number, flags: number) => fs.create(ctx, p, mode, flags), (cb, fh) => cb(0, fh)),
+    // The new handle's (or entry's) attributes go with the answer: the binding answers
+    // libfuse's fgetattr/getattr of it, made right after, in C (docs/fuse-native.md).
+    create: wrap('create', (ctx, p: string, mode: number, flags: number) => fs.create(ctx, p, mode, flags), (cb, fh) => cb(0, fh, fs.createdStat(fh) ?? undefined)),
     read: io('read', (ctx, fh, buf, len, off) => fs.read(ctx, fh, buf, len, off), readBytes),
     write: io('write', (ctx, fh, buf, len, off) => fs.write(ctx, fh, buf, len, off), writtenBytes),
     flush: wrap('flush', (ctx, _p: string | null, fh: number) => fs.flush(ctx, fh)),
@@ -277,16 +282,16 @@ function makeOps(fs: FileSystem, log: Logger, timing: OpTiming | null): Record<s
     readlink: wrap('readlink', (ctx, p: string) => fs.readlink(ctx, p), (cb, t) => cb(0, t)),
     chown: wrap('chown', (ctx, p: string, uid: number, gid: number) => fs.chown(ctx, p, uid, gid)),
     chmod: wrap('chmod', (ctx, p: string, mode: number) => fs.chmod(ctx, p, mode)),
-    mknod: wrap('mknod', (ctx, p: string, mode: number, dev: number) => fs.mknod(ctx, p, mode, dev)),
+    mknod: wrap('mknod', (ctx, p: string, mode: number, dev: number) => fs.mknod(ctx, p, mode, dev), stat),
     setxattr: wrap('setxattr', (ctx, p: string, name: string, value: Buffer, _pos: number, flags: number) => fs.setxattr(ctx, p, name, value, flags)),
     getxattr: wrap('getxattr', (ctx, p: string, name: string) => fs.getxattr(ctx, p, name), (cb, v) => cb(0, v)),
     listxattr: wrap('listxattr', (ctx, p: string) => fs.listxattr(ctx, p), (cb, names) => cb(0, names)),
     removexattr: wrap('removexattr', (ctx, p: string, name: string) => fs.removexattr(ctx, p, name)),
     unlink: wrap('unlink', (ctx, p: string) => fs.unlink(ctx, p)),
     rename: wrap('rename', (ctx, from: string, to: string) => fs.rename(ctx, from, to)),
-    link: wrap('link', (ctx, existing: string, p: string) => fs.link(ctx, existing, p)),
-    symlink: wrap('symlink', (ctx, target: string, p: string) => fs.symlink(ctx, target, p)),
-    mkdir: wrap('mkdir', (ctx, p: string, mode: number) => fs.mkdir(ctx, p, mode)),
+    link: wrap('link', (ctx, existing: string, p: string) => fs.link(ctx, existing, p), stat),
+    symlink: wrap('symlink', (ctx, target: string, p: string) => fs.symlink(ctx, target, p), stat),
+    mkdir: wrap('mkdir', (ctx, p: string, mode: number) => fs.mkdir(ctx, p, mode), stat),
     rmdir: wrap('rmdir', (ctx, p: string) => fs.rmdir(ctx, p)),
   }
 }

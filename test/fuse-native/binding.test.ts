@@ -95,6 +95,47 @@ test('without useIno libfuse numbers inodes itself (control for the option)', as
   assert.notEqual(a, b)
 })
 
+// Answers that carry a stat: libfuse follows create, mkdir, mknod, symlink and link with a
+// getattr (fgetattr on the new handle, after a create) of the new entry before it replies; an
+// op that answered with the entry's stat has that question answered in C, without a second
+// call into JS, and the kernel gets exactly that stat.
+// The getattr/fgetattr calls of each new entry made after the op that made it (the ones
+// before are the kernel's lookups of a name that does not exist yet).
+function askedAfterMade (m: Mounted): string[] {
+  const calls = m.memfs.calls
+  const madeAt = (op: string, p: string): number => calls.findIndex(c => c.op === op && (op === 'link' ? c.args?.[0] === p : c.path === p))
+  const out: string[] = []
+  for (const [op, p] of [['create', '/f'], ['mkdir', '/d'], ['mknod', '/p'], ['symlink', '/s'], ['link', '/g']]) {
+    const at = madeAt(op, p)
+    assert.ok(at >= 0, `${op} ${p} reached the handler`)
+    for (const c of calls.slice(at + 1)) if ((c.op === 'getattr' || c.op === 'fgetattr') && c.path === p) out.push(`${c.op} ${p}`)
+  }
+  return out
+}
+const MAKE = ': > f && mkdir d && mkfifo p && ln -s f s && ln f g'
+
+test('answers that carry a stat: no getattr after create, mkdir, mknod, symlink, link', async t => {
+  const memfs = new MemFs()
+  memfs.answerStats = true
+  // Long timeouts: the kernel keeps the attributes of the reply, so stat shows what it got.
+  const m = await mount(t, { attrTimeout: 30, entryTimeout: 30, useIno: true }, memfs)
+  const out = await ok(MAKE + ' && stat -c "%n %i %f %h %s" f d p s g', m.mnt)
+  assert.deepEqual(askedAfterMade(m), [], 'no getattr/fgetattr of a new entry reached JS after it was made')
+  const line = (p: string, nlink?: number): string => {
+    const n = m.memfs.lookup(p)!
+    return `${p.slice(1)} ${n.ino} ${n.mode.toString(16)} ${nlink ?? n.nlink} ${n.size}`
+  }
+  // f and g are one inode; libfuse gives each name its own kernel inode, and f's was made
+  // before the link (nlink 1 until its attributes time out), g's by the link's answer.
+  assert.deepEqual(out.trim().split('\n'), [line('/f', 1), line('/d'), line('/p'), line('/s'), line('/g')])
+})
+
+test('answers without a stat still get libfuse\'s getattr (control for the test above)', async t => {
+  const m = await mount(t, { attrTimeout: 30, entryTimeout: 30, useIno: true })
+  await ok(MAKE, m.mnt)
+  assert.deepEqual(askedAfterMade(m), ['fgetattr /f', 'getattr /d', 'getattr /p', 'getattr /s', 'getattr /g'])
+})
+
 // Defect 6: numeric 0 options reach libfuse; negative_timeout.
 test('attrTimeout/entryTimeout 0 reach libfuse: changes behind the kernel are seen at once', async t => {
   const m = await mount(t, fresh)

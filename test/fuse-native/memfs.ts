@@ -20,7 +20,10 @@ export interface FuseStat {
 export type FuseTime = { sec: number; nsec: number } | 'now' | 'omit'
 export type Cb = (err: number) => void
 export type StatCb = (err: number, stat?: FuseStat) => void
-export type FhCb = (err: number, fh?: number) => void
+export type FhCb = (err: number, fh?: number, stat?: FuseStat) => void
+/** An op that makes an entry may answer with its stat: the binding then answers libfuse's
+ * getattr/fgetattr of the new entry, made right after, in C (docs/fuse-native.md). */
+export type EntryCb = (err: number, stat?: FuseStat) => void
 
 export interface FuseOps {
   init?(ctx: FuseContext, cb: Cb): void
@@ -38,7 +41,7 @@ export interface FuseOps {
   readlink?(ctx: FuseContext, path: string, cb: (err: number, target?: string) => void): void
   chown?(ctx: FuseContext, path: string, uid: number, gid: number, cb: Cb): void
   chmod?(ctx: FuseContext, path: string, mode: number, cb: Cb): void
-  mknod?(ctx: FuseContext, path: string, mode: number, dev: number, cb: Cb): void
+  mknod?(ctx: FuseContext, path: string, mode: number, dev: number, cb: EntryCb): void
   setxattr?(ctx: FuseContext, path: string, name: string, value: Buffer, position: number, flags: number, cb: Cb): void
   getxattr?(ctx: FuseContext, path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void): void
   listxattr?(ctx: FuseContext, path: string, cb: (err: number, names?: string[]) => void): void
@@ -52,9 +55,9 @@ export interface FuseOps {
   create?(ctx: FuseContext, path: string, mode: number, flags: number, cb: FhCb): void
   unlink?(ctx: FuseContext, path: string, cb: Cb): void
   rename?(ctx: FuseContext, src: string, dest: string, cb: Cb): void
-  link?(ctx: FuseContext, src: string, dest: string, cb: Cb): void
-  symlink?(ctx: FuseContext, target: string, linkPath: string, cb: Cb): void
-  mkdir?(ctx: FuseContext, path: string, mode: number, cb: Cb): void
+  link?(ctx: FuseContext, src: string, dest: string, cb: EntryCb): void
+  symlink?(ctx: FuseContext, target: string, linkPath: string, cb: EntryCb): void
+  mkdir?(ctx: FuseContext, path: string, mode: number, cb: EntryCb): void
   rmdir?(ctx: FuseContext, path: string, cb: Cb): void
 }
 
@@ -108,6 +111,8 @@ export class MemFs {
   nextFh = 1
   calls: Call[] = []
   record = true
+  /** Answer create, mkdir, mknod, symlink and link with the new entry's stat. */
+  answerStats = false
   /** Per-op interception: return true to take over the answer (the hook then calls cb). */
   hooks: Partial<Record<string, (args: unknown[], cb: (...a: unknown[]) => void) => boolean>> = {}
 
@@ -182,6 +187,10 @@ export class MemFs {
     const rec = (op: string, ctx: FuseContext, p: string | null, extra: Partial<Call> = {}): void => {
       if (self.record) self.calls.push({ op, ctx, path: p, ...extra })
     }
+    const made = (err: number, n: Inode, cb: EntryCb): void => {
+      if (err === 0 && self.answerStats) cb(0, self.stat(n))
+      else cb(err)
+    }
     // Runs a hook if a test installed one for this op.
     const hooked = (op: string, args: unknown[], cb: (...a: unknown[]) => void): boolean => {
       const h = self.hooks[op]
@@ -234,7 +243,8 @@ export class MemFs {
         if (err) return cb(err)
         const fh = self.nextFh++
         self.fhs.set(fh, n)
-        cb(0, fh)
+        if (self.answerStats) cb(0, fh, self.stat(n))
+        else cb(0, fh)
       },
       release (ctx, p, fh, cb) { rec('release', ctx, p, { fh }); self.fhs.delete(fh); cb(0) },
       flush (ctx, p, fh, cb) { rec('flush', ctx, p, { fh }); cb(0) },
@@ -301,19 +311,19 @@ export class MemFs {
         rec('mknod', ctx, p, { args: [mode, dev] })
         const n = self.newInode(mode, ctx.uid, ctx.gid)
         n.rdev = dev
-        cb(self.addEntry(p, n))
+        made(self.addEntry(p, n), n, cb)
       },
       mkdir (ctx, p, mode, cb) {
         rec('mkdir', ctx, p, { args: [mode] })
         const n = self.newInode(0o040000 | (mode & 0o7777), ctx.uid, ctx.gid)
         n.children = new Map(); n.nlink = 2
-        cb(self.addEntry(p, n))
+        made(self.addEntry(p, n), n, cb)
       },
       symlink (ctx, target, linkPath, cb) {
         rec('symlink', ctx, linkPath, { args: [target] })
         const n = self.newInode(0o120777, ctx.uid, ctx.gid)
         n.target = target; n.size = Buffer.byteLength(target)
-        cb(self.addEntry(linkPath, n))
+        made(self.addEntry(linkPath, n), n, cb)
       },
       readlink (ctx, p, cb) {
         rec('readlink', ctx, p)
@@ -327,7 +337,7 @@ export class MemFs {
         if (!n) return cb(E.ENOENT)
         const err = self.addEntry(dest, n)
         if (err) return cb(err)
-        n.nlink++; self.touchC(n); cb(0)
+        n.nlink++; self.touchC(n); made(0, n, cb)
       },
       unlink (ctx, p, cb) {
         rec('unlink', ctx, p)

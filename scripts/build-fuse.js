@@ -10,7 +10,7 @@ const path = require('node:path')
 const fs = require('node:fs')
 
 // Bump together with polyfs_patch_version in the patched fuse-native.c.
-const PATCH_VERSION = 2
+const PATCH_VERSION = 3
 
 const root = path.resolve(__dirname, '..')
 const fuseDir = path.join(root, 'node_modules', 'fuse-native')

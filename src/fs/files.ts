@@ -52,7 +52,16 @@ export class OpenFile {
   /** The file's security.capability as of its last load or commit (null: none; undefined:
    * not known). The kernel asks for it before every write (to drop it on a write); this
    * answers from the open file instead of a lookup in the store (docs/posix.md). */
-  caps: Buffer | null | undefined = undefined
+  get caps(): Buffer | null | undefined {
+    return this.capsNow
+  }
+  set caps(v: Buffer | null | undefined) {
+    this.capsNow = v
+    this.onCaps?.(this)
+  }
+  private capsNow: Buffer | null | undefined = undefined
+  /** Told of every change of caps (FileSystem mirrors what it knows into the mount). */
+  onCaps: ((f: OpenFile) => void) | null = null
   /** The paths FileSystem.openPaths maps to this file (so release forgets them in O(paths)). */
   readonly openPaths = new Set<string>()
 

@@ -83,6 +83,7 @@ export class FileSystem {
   /** Paths this mount opened files at -> the open file, while no rename or unlink through
    * this mount touched the path (only used to answer security.capability; see getxattr). */
   private readonly openPaths = new Map<string, OpenFile>()
+  private capsListener: ((path: string, none: boolean) => void) | null = null
   /** libfuse's ".fuse_hidden" names of unlinked-but-open files -> ino (see hide()). */
   private readonly hidden = new Map<string, number>()
   private nextFh = 1
@@ -834,6 +835,7 @@ export class FileSystem {
     let f = this.open.get(ino)
     if (!f) {
       f = new OpenFile(ino, loc, size)
+      f.onCaps = (x) => this.publishCaps(x)
       this.open.set(ino, f)
     } else {
       f.dropAhead() // close-to-open: what this open reads was committed before it, not before the last one
@@ -882,11 +884,33 @@ export class FileSystem {
     this.forgetOpenPath(path)
     this.openPaths.set(path, f)
     f.openPaths.add(path)
+    this.capsListener?.(path, f.caps === null)
   }
 
   private forgetOpenPath(path: string): void {
-    this.openPaths.get(path)?.openPaths.delete(path)
+    const f = this.openPaths.get(path)
+    if (!f) return
+    f.openPaths.delete(path)
     this.openPaths.delete(path)
+    this.capsListener?.(path, false)
+  }
+
+  /**
+   * The mount's mirror of what getxattr answers from memory for security.capability: told
+   * `(path, true)` while `path` names a file open here that is known to have none, and
+   * `(path, false)` as soon as that stops being so (a capability seen, the path forgotten by a
+   * rename or unlink, the file closed). The mount then answers that getxattr without calling
+   * in (docs/fuse-native.md); the answer is the one getxattr below would give.
+   */
+  setCapsListener(fn: ((path: string, none: boolean) => void) | null): void {
+    this.capsListener = fn
+  }
+
+  /** An open file's caps changed: tell the listener for each path that maps to it. */
+  private publishCaps(f: OpenFile): void {
+    const l = this.capsListener
+    if (!l) return
+    for (const p of f.openPaths) if (this.openPaths.get(p) === f) l(p, f.caps === null)
   }
 
   /** A rename or unlink through this mount changes what `path` (and, for a directory, what is
@@ -942,7 +966,11 @@ export class FileSystem {
     } finally {
       if (f.refs === 0) {
         this.open.delete(f.ino)
-        for (const p of f.openPaths) if (this.openPaths.get(p) === f) this.openPaths.delete(p)
+        for (const p of f.openPaths) {
+          if (this.openPaths.get(p) !== f) continue
+          this.openPaths.delete(p)
+          this.capsListener?.(p, false)
+        }
         f.openPaths.clear()
       }
     }

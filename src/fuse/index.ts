@@ -94,6 +94,8 @@ export async function mount(fs: FileSystem, mountpoint: string, opts: MountOptio
     timeout: false,
     debug: opts.debug ?? false,
   })
+  // security.capability of files open here, answered by the binding without a call in.
+  fs.setCapsListener((p, none) => fuse.noCapabilities(p, none))
   await new Promise<void>((resolve, reject) => fuse.mount((err: Error | null) => (err ? reject(err) : resolve())))
   log.info({ mountpoint: mnt }, 'mounted')
   let closing: Promise<void> | null = null

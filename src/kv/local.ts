@@ -20,7 +20,7 @@ import { ClassicLevel } from 'classic-level'
 import { metrics } from '../observe/metrics'
 import { rawBatch } from '../util/leveldb'
 import { keys } from './keys'
-import { Wal, decodeOps, encodeOps } from './wal'
+import { Wal, decodeOps } from './wal'
 import { Entry, KV, KvError, LIMITS, Range, Txn, TxnOptions } from './types'
 
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
@@ -271,7 +271,7 @@ export class LocalKV implements KV {
     if (this.failed) throw this.failed
     const seq = this.lastSeq + 1
     try {
-      this.wal.append(seq, encodeOps(ops))
+      this.wal.append(seq, ops)
     } catch (err) {
       this.failed = new KvError('IO', `writing to the store failed: ${(err as Error).message}`)
       throw this.failed

@@ -88,10 +88,17 @@ export class Wal {
     this.files[1].lastSeq = 0
   }
 
-  /** Appends one commit (into the page cache; durable at the next sync()). Throws on I/O errors. */
-  append(seq: number, payload: Buffer): void {
+  /** The record being written: one buffer, reused (the write is synchronous), grown as needed. */
+  private scratch = Buffer.alloc(64 * 1024)
+
+  /**
+   * Appends one commit, its ops encoded straight into the record (into the page cache; durable
+   * at the next sync()). Throws on I/O errors.
+   */
+  append(seq: number, ops: ReadonlyArray<WalOp>): void {
     let f = this.files[this.cur]
-    const size = RECORD_HEADER + payload.length
+    const payloadBytes = opsBytes(ops)
+    const size = RECORD_HEADER + payloadBytes
     if (f.pos + pageAlign(size) > this.fileBytes && f.lastSeq > 0 && this.pendingCheckpoint === null) {
       // Switch files. The other one is free: its commits are durable in LevelDB.
       this.pendingCheckpoint = { epoch: f.epoch, lastSeq: f.lastSeq }
@@ -104,13 +111,17 @@ export class Wal {
     // slower fdatasyncs for a while, never a refused commit.)
     // One write of whole pages: a partial-page write into a page that is not cached would make
     // the kernel read it from disk first (measured: a quarter of a create's CPU time).
-    const rec = Buffer.alloc(pageAlign(size))
+    const bytes = pageAlign(size)
+    if (this.scratch.length < bytes) this.scratch = Buffer.alloc(Math.max(bytes, this.scratch.length * 2))
+    const rec = this.scratch.subarray(0, bytes)
     rec.writeUInt32BE(RECORD_MAGIC, 0)
-    rec.writeUInt32BE(payload.length, 4)
+    rec.writeUInt32BE(payloadBytes, 4)
     writeU64(rec, 8, f.epoch)
     writeU64(rec, 16, seq)
+    const payload = rec.subarray(RECORD_HEADER, size)
+    encodeOpsInto(ops, payload)
+    rec.fill(0, size) // the page's tail: zeros, as the format says (no stale bytes of an earlier record)
     rec.writeUInt32BE(crc32c(payload, crc32c(rec.subarray(8, 24))), 24)
-    payload.copy(rec, RECORD_HEADER)
     writeAll(f.fd, rec, f.pos)
     f.pos += rec.length
     f.dirty = true
@@ -229,11 +240,19 @@ function readU64(b: Buffer, off: number): number {
   return b.readUInt32BE(off) * 0x100000000 + b.readUInt32BE(off + 4)
 }
 
-/** Ops <-> WAL payload: count u32, then per op: type u8 (1 put, 2 del), key u16 + bytes, [value u32 + bytes]. */
-export function encodeOps(ops: ReadonlyArray<{ type: 'put' | 'del'; key: Buffer; value?: Buffer }>): Buffer {
+export type WalOp = { type: 'put' | 'del'; key: Buffer; value?: Buffer }
+
+function opsBytes(ops: ReadonlyArray<WalOp>): number {
   let size = 4
   for (const op of ops) size += 3 + op.key.length + (op.type === 'put' ? 4 + (op.value as Buffer).length : 0)
-  const b = Buffer.allocUnsafe(size)
+  return size
+}
+
+/**
+ * Ops -> WAL payload, into b (exactly opsBytes(ops) long): count u32, then per op: type u8
+ * (1 put, 2 del), key u16 + bytes, [value u32 + bytes]. decodeOps is the inverse.
+ */
+function encodeOpsInto(ops: ReadonlyArray<WalOp>, b: Buffer): void {
   b.writeUInt32BE(ops.length, 0)
   let p = 4
   for (const op of ops) {
@@ -250,7 +269,7 @@ export function encodeOps(ops: ReadonlyArray<{ type: 'put' | 'del'; key: Buffer;
       p += v.length
     }
   }
-  return b
+  if (p !== b.length) throw new Error(`WAL payload of ${b.length} bytes encoded as ${p}`)
 }
 
 export function decodeOps(b: Buffer): Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> {

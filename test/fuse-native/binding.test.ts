@@ -136,6 +136,30 @@ test('answers without a stat still get libfuse\'s getattr (control for the test 
   assert.deepEqual(askedAfterMade(m), ['fgetattr /f', 'getattr /d', 'getattr /p', 'getattr /s', 'getattr /g'])
 })
 
+// security.capability answered in C for the paths the filesystem said have none.
+test('noCapabilities: the getxattr of security.capability is answered ENODATA in C until forgotten', async t => {
+  const m = await mount(t, fresh)
+  await ok(': > f && : > g', m.mnt)
+  // memfs itself would answer with a value: an ENODATA can only come from the binding.
+  m.memfs.lookup('/f')!.xattrs.set('security.capability', Buffer.from('0100000200040000000000000000000000000000', 'hex'))
+  const caps = `python3 -c "
+import os, errno
+for p in ('f', 'g'):
+  try: print(p, os.getxattr(p, 'security.capability').hex())
+  except OSError as e: print(p, errno.errorcode[e.errno])"`
+  const asked = (): number => callsOf(m, 'getxattr').filter(c => c.args?.[0] === 'security.capability').length
+  m.fuse.noCapabilities('/f', true)
+  m.fuse.noCapabilities('/g', true)
+  assert.equal(await ok(caps, m.mnt), 'f ENODATA\ng ENODATA\n')
+  assert.equal(asked(), 0, 'no getxattr of security.capability reached JS')
+  m.fuse.noCapabilities('/f', false)
+  assert.equal(await ok(caps, m.mnt), 'f 0100000200040000000000000000000000000000\ng ENODATA\n')
+  assert.ok(asked() >= 1, 'the forgotten path asks JS again (size probe and read)')
+  // Other names and other paths always reach JS.
+  assert.match(await ok('getfattr -n user.x g 2>&1 || true', m.mnt), /No such attribute/)
+  assert.ok(callsOf(m, 'getxattr').some(c => c.path === '/g' && c.args?.[0] === 'user.x'))
+})
+
 // Defect 6: numeric 0 options reach libfuse; negative_timeout.
 test('attrTimeout/entryTimeout 0 reach libfuse: changes behind the kernel are seen at once', async t => {
   const m = await mount(t, fresh)

@@ -72,6 +72,8 @@ export interface FuseOptions {
 export interface FuseInstance {
   mount(cb: (err: Error | null) => void): void
   unmount(cb: (err: Error | null) => void): void
+  /** `path` has no security.capability (true) / forget that (false); see docs/fuse-native.md. */
+  noCapabilities(path: string, none: boolean): void
 }
 export type FuseCtor = new (mnt: string, ops: FuseOps, opts?: FuseOptions) => FuseInstance
 

@@ -202,7 +202,7 @@ async function main(): Promise<void> {
       results[id] = r
       let rss: RssWatch | null = null
       try {
-        current = await setup(id, { work, cpuProfDir: id === 'polyfs' && round === 1 ? args.profile : undefined, log, onStarted: (d) => (starting = d) })
+        current = await setup(id, { work, cpuProfDir: (id === 'polyfs' || id === 'cluster') && round === 1 ? args.profile : undefined, log, onStarted: (d) => (starting = d) })
         starting = null
         log(`[${tag}] running in ${current.dir}${current.pid ? ` (pid ${current.pid})` : ''}`)
         const want = args.rows

@@ -51,7 +51,7 @@ function readiness(out: string): { ready: boolean; what: string } {
  * have 3 voters each, then mount. onStarted gets down() as soon as the first process runs, so a
  * signal during setup can tear down what exists.
  */
-export async function setupCluster(base: string, log: (s: string) => void, onStarted?: (down: () => Promise<void>) => void): Promise<ClusterUp> {
+export async function setupCluster(base: string, log: (s: string) => void, onStarted?: (down: () => Promise<void>) => void, cpuProfDir?: string): Promise<ClusterUp> {
   const env = withMallocTuning({ ...process.env, POLYFS_SECRET: randomBytes(16).toString('hex') })
   const mnt = path.join(base, 'mnt')
   await fsp.mkdir(mnt, { recursive: true })
@@ -82,13 +82,15 @@ export async function setupCluster(base: string, log: (s: string) => void, onSta
     throw new Error(msg)
   }
 
+  // --profile: the nodes and the client mount run under --cpu-prof (one file per process).
+  const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []
   wp = new Daemon(process.execPath, [BIN, 'waypoint', '--listen', waypoint, '--log-level', 'warn'], env)
   onStarted?.(down)
   for (let i = 1; i <= CLUSTER_NODES; i++) {
     const host = nodeHost(i)
     const listen = `${host}:${await freePort(host)}`
     const name = `node-${i}`
-    nodes.push({ name, d: new Daemon(process.execPath, [BIN, 'node', '--data', path.join(base, name), '--listen', listen, '--waypoints', waypoint, '--log-level', 'warn'], env) })
+    nodes.push({ name, d: new Daemon(process.execPath, [...prof, BIN, 'node', '--data', path.join(base, name), '--listen', listen, '--waypoints', waypoint, '--log-level', 'warn'], env) })
   }
   log(`  waypoint ${waypoint} (pid ${wp.pid}), ${nodes.map((n) => `${n.name} pid ${n.d.pid}`).join(', ')}`)
 
@@ -112,7 +114,7 @@ export async function setupCluster(base: string, log: (s: string) => void, onSta
   }
   log(`  cluster ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${what})`)
 
-  mount = new Daemon(process.execPath, [BIN, 'mount', '--waypoints', waypoint, mnt, '--log-level', 'warn'], env)
+  mount = new Daemon(process.execPath, [...prof, BIN, 'mount', '--waypoints', waypoint, mnt, '--log-level', 'warn'], env)
   try {
     await waitMounted(mnt, mount.child, MOUNT_TIMEOUT_MS)
   } catch (err) {

@@ -94,7 +94,7 @@ export async function setup(id: SystemId, o: SetupOpts): Promise<Up> {
       return d.pid === undefined ? up : { ...up, nodes: [{ name: 'polyfs mount --local', pid: d.pid, role: 'node' }], replicas: 1 }
     }
     case 'cluster':
-      return setupCluster(base, o.log, o.onStarted)
+      return setupCluster(base, o.log, o.onStarted, o.cpuProfDir)
     case 'gluster':
       return setupGluster(base, o.log, o.onStarted)
     case 'moosefs':

@@ -459,8 +459,10 @@ export class ClusterNode {
           await this.host.readBarrier(r.id)
           const entries: { key: Buffer; value: Buffer; version: number }[] = []
           let bytes = 0
-          for (const k of ks) {
-            const v = await r.get(k)
+          const vs = await r.getMany(ks)
+          for (let i = 0; i < ks.length; i++) {
+            const k = ks[i]
+            const v = vs[i]
             bytes += v ? v.value.length : 0
             if (bytes > MAX_GET_MANY_BYTES) return reply(id, { error: rpcError(ErrorCode.TOO_LARGE, `get_many answer over ${MAX_GET_MANY_BYTES} bytes; ask for fewer keys`) })
             entries.push(v ? { key: k, value: v.value, version: v.version } : { key: k, value: EMPTY, version: 0 })

@@ -193,6 +193,34 @@ export class RegionReplica implements GroupStateMachine {
     return raw === undefined ? undefined : unversion(raw)
   }
 
+  /**
+   * Several gets at once (a get_many). Values applied but not yet in LevelDB come from memory;
+   * the others from LevelDB in one thread-pool job, so a read that misses LevelDB's caches
+   * (a cold sequential read) does not stop this node's loop, and several get_manys read in
+   * parallel. Each answer is the key's value at some point after the caller's read barrier.
+   */
+  async getMany(keys: readonly Buffer[]): Promise<(VersionedValue | undefined)[]> {
+    this.reads.inc(keys.length)
+    if (this.failed) throw this.failed
+    const raws: (Buffer | undefined)[] = new Array(keys.length)
+    const fromDb: number[] = []
+    const dbKeys: Buffer[] = []
+    for (let i = 0; i < keys.length; i++) {
+      const k = dataKey(keys[i])
+      const u = this.unlanded.get(k.toString('latin1'))
+      if (u) raws[i] = u.value ?? undefined
+      else {
+        fromDb.push(i)
+        dbKeys.push(k)
+      }
+    }
+    if (dbKeys.length > 0) {
+      const vs = await this.db.getMany(dbKeys)
+      for (let j = 0; j < fromDb.length; j++) raws[fromDb[j]] = vs[j] ?? undefined
+    }
+    return raws.map((raw) => (raw === undefined ? undefined : unversion(raw)))
+  }
+
   async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
     this.reads.inc()
     await this.landed()

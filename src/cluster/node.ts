@@ -42,6 +42,9 @@ import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } fro
  * under the message size limit). */
 const MAX_GET_MANY_KEYS = 1024
 const MAX_GET_MANY_BYTES = 32 * 1024 * 1024
+/** Keys read from the store at a time for one get_many: the answer's byte bound is checked
+ * between the reads, so a request over it stops after at most this many more values. */
+const GET_MANY_READ_CHUNK = 64
 const EMPTY = Buffer.alloc(0)
 /** The longest read lease a region leader grants (docs/metadata-leases.md); a new leader
  * proposes no write for this long after it took over. */
@@ -459,13 +462,15 @@ export class ClusterNode {
           await this.host.readBarrier(r.id)
           const entries: { key: Buffer; value: Buffer; version: number }[] = []
           let bytes = 0
-          const vs = await r.getMany(ks)
-          for (let i = 0; i < ks.length; i++) {
-            const k = ks[i]
-            const v = vs[i]
-            bytes += v ? v.value.length : 0
+          for (let at = 0; at < ks.length; at += GET_MANY_READ_CHUNK) {
+            const chunk = ks.slice(at, at + GET_MANY_READ_CHUNK)
+            const vs = await r.getMany(chunk)
+            for (let i = 0; i < chunk.length; i++) {
+              const v = vs[i]
+              bytes += v ? v.value.length : 0
+              entries.push(v ? { key: chunk[i], value: v.value, version: v.version } : { key: chunk[i], value: EMPTY, version: 0 })
+            }
             if (bytes > MAX_GET_MANY_BYTES) return reply(id, { error: rpcError(ErrorCode.TOO_LARGE, `get_many answer over ${MAX_GET_MANY_BYTES} bytes; ask for fewer keys`) })
-            entries.push(v ? { key: k, value: v.value, version: v.version } : { key: k, value: EMPTY, version: 0 })
           }
           return reply(id, { entries, leaseMs })
         }

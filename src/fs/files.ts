@@ -56,8 +56,9 @@ export class OpenFile {
     return this.capsNow
   }
   set caps(v: Buffer | null | undefined) {
+    const same = v === null && this.capsNow === null // still none: nothing to tell
     this.capsNow = v
-    this.onCaps?.(this)
+    if (!same) this.onCaps?.(this)
   }
   private capsNow: Buffer | null | undefined = undefined
   /** Told of every change of caps (FileSystem mirrors what it knows into the mount). */

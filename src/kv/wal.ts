@@ -25,6 +25,8 @@ const FILE_MAGIC = 0x5057414c // "PWAL"
 const RECORD_MAGIC = 0x50524543 // "PREC"
 const RECORD_HEADER = 28
 const VERSION = 1
+/** Records up to this size (every metadata commit, and data commits of a few blocks) reuse one buffer. */
+const SCRATCH_BYTES = 1 << 20
 const fdatasyncAsync = promisify(fdatasync)
 const fsyncs = counterCell(metrics.storeFsyncs)
 const syncSeconds = histogramCell(metrics.storeFsyncSeconds)
@@ -88,8 +90,9 @@ export class Wal {
     this.files[1].lastSeq = 0
   }
 
-  /** The record being written: one buffer, reused (the write is synchronous), grown as needed. */
-  private scratch = Buffer.alloc(64 * 1024)
+  /** The record being written: one buffer, reused (the write is synchronous). A record larger
+   * than it gets a buffer of its own, so a rare large commit does not keep its memory. */
+  private readonly scratch = Buffer.alloc(SCRATCH_BYTES)
 
   /**
    * Appends one commit, its ops encoded straight into the record (into the page cache; durable
@@ -112,8 +115,7 @@ export class Wal {
     // One write of whole pages: a partial-page write into a page that is not cached would make
     // the kernel read it from disk first (measured: a quarter of a create's CPU time).
     const bytes = pageAlign(size)
-    if (this.scratch.length < bytes) this.scratch = Buffer.alloc(Math.max(bytes, this.scratch.length * 2))
-    const rec = this.scratch.subarray(0, bytes)
+    const rec = bytes <= SCRATCH_BYTES ? this.scratch.subarray(0, bytes) : Buffer.allocUnsafe(bytes)
     rec.writeUInt32BE(RECORD_MAGIC, 0)
     rec.writeUInt32BE(payloadBytes, 4)
     writeU64(rec, 8, f.epoch)

@@ -47,6 +47,20 @@ test('cluster: getMany answers in order, absent keys included, and path hints ne
     await assert.rejects(kb.getMany(Array.from({ length: LIMITS.getManyKeys + 1 }, (_, i) => k(String(i)))), /TOO_LARGE/)
   })
 
+  await t.test('getMany: an answer over the leader\'s 32 MiB bound is refused, one under it is not', async () => {
+    const k = (i: number) => Buffer.from(`zz-getmany-big-${String(i).padStart(3, '0')}`)
+    const mib = Buffer.alloc(1024 * 1024, 0x61)
+    for (let batch = 0; batch < 4; batch++) {
+      await ka.txn(async (tx) => {
+        for (let i = batch * 10; i < batch * 10 + 10; i++) tx.put(k(i), mib)
+      })
+    }
+    const under = await kb.getMany(Array.from({ length: 20 }, (_, i) => k(i)))
+    assert.ok(under.every((v) => v?.length === mib.length))
+    // 40 MiB asked: the leader stops reading once the answer is over its bound (docs/protocol.md).
+    await assert.rejects(kb.getMany(Array.from({ length: 40 }, (_, i) => k(i))), /TOO_LARGE/)
+  })
+
   await t.test('a node without get_many: one get per key, from then on', async () => {
     const k = (s: string) => Buffer.from(`zz-getmany-old-${s}`)
     await ka.txn(async (tx) => {

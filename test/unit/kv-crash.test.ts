@@ -105,3 +105,38 @@ test('kv: a torn record after the last valid one in the log is ignored at recove
   for (const f of ['polyfs-wal-0', 'polyfs-wal-1']) tearAfterLastRecord(path.join(dir, f))
   await checkPrefix(dir, acked)
 })
+
+test('kv: kill -9 after commits larger and smaller than the log\'s reused record buffer: all replayed intact', async (t) => {
+  const dir = tempDir(t)
+  // 2 MiB and 3 KiB commits in turn: the large records get a buffer of their own, the small
+  // ones reuse one buffer after a large record and after each other.
+  const script = `
+    const { LocalKV } = require(${JSON.stringify(path.join(REPO, 'dist/src/kv'))})
+    ;(async () => {
+      const kv = await LocalKV.open(${JSON.stringify(dir)}, { walFileBytes: 64 << 20 })
+      for (let i = 0; i < 12; i++) {
+        await kv.txn(async (tx) => {
+          if (i % 2 === 0) for (let j = 0; j < 2; j++) tx.put(Buffer.from('big/' + i + '/' + j), Buffer.alloc(1 << 20, i))
+          else tx.put(Buffer.from('small/' + i), Buffer.alloc(3000, i))
+        })
+      }
+      process.stdout.write('done\\n')
+      process.kill(process.pid, 'SIGKILL')
+    })()`
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let s = ''
+    child.stdout.on('data', (d) => (s += d))
+    child.once('exit', () => resolve(s))
+  })
+  assert.equal(out.trim(), 'done')
+  const kv = await LocalKV.open(dir, { walFileBytes: 64 << 20 })
+  try {
+    for (let i = 0; i < 12; i++) {
+      const keys = i % 2 === 0 ? [0, 1].map((j) => 'big/' + i + '/' + j) : ['small/' + i]
+      for (const k of keys) assert.deepEqual(await kv.get(Buffer.from(k)), Buffer.alloc(i % 2 === 0 ? 1 << 20 : 3000, i), k)
+    }
+  } finally {
+    await kv.close()
+  }
+})

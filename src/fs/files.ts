@@ -150,8 +150,11 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
   if (readAhead > 0) {
     // The kernel sends the reads of its own read-ahead concurrently, so they may come a
     // little out of order: a read near where the reads so far ended is sequential.
+    // How far out of order counts as sequential grows with the window: with a larger kernel
+    // read-ahead (aheadBytes), its reads of the next few MiB come in any order.
     const end = offset + Math.min(len, f.size - offset)
-    if (offset <= f.readEnd + READ_AHEAD_NEAR && end + READ_AHEAD_NEAR >= f.readEnd) {
+    const near = nearBytes(f)
+    if (offset <= f.readEnd + near && end + near >= f.readEnd) {
       if (end > f.readEnd) {
         f.window = Math.min(readAhead, Math.max(READ_AHEAD_MIN, f.window * 2))
         f.readEnd = end
@@ -205,6 +208,11 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
   return out
 }
 
+/** A read within this many bytes of where the reads so far ended is part of the stream. */
+function nearBytes(f: OpenFile): number {
+  return Math.max(READ_AHEAD_NEAR, 2 * f.window)
+}
+
 function inMemory(f: OpenFile, b: number): boolean {
   return f.dirty.has(b) || f.inflight?.has(b) === true || f.clean.has(b)
 }
@@ -217,8 +225,9 @@ function readAhead1(kv: KV, f: OpenFile, lastBlock: number): void {
   const from = Math.max(f.aheadTo, lastBlock + 1)
   if (from > target) return
   if (target < endBlock && target - from + 1 < Math.ceil(f.window / BLOCK_SIZE / 2)) return
-  // Blocks a stream passed by long ago (skipped, or read through a cache) are let go.
-  const stale = lastBlock - READ_AHEAD_NEAR / BLOCK_SIZE
+  // Blocks a stream passed by long ago (skipped, or read through a cache) are let go; not the
+  // ones just behind the furthest read, which out-of-order reads may still ask for.
+  const stale = Math.floor((f.readEnd - nearBytes(f)) / BLOCK_SIZE)
   for (const b of [...f.ahead.keys()]) if (b < stale) f.ahead.delete(b)
   f.aheadTo = target + 1
   for (let start = from; start <= target; start += READ_AHEAD_BATCH) {

@@ -10,7 +10,7 @@ import { KvSession } from './kv-session'
 import type * as M from './messages'
 import { called, responseCode } from './metrics'
 import { RaftSender } from './raft-sender'
-import { DEFAULT_MAX_MESSAGE_BYTES } from './server'
+import { DEFAULT_MAX_MESSAGE_BYTES, FLOW_CONTROL_WINDOW } from './server'
 import { KV, MASTER, type Method, NODE_ADMIN, RAFT, SECRET_HEADER, WAYPOINT } from './services'
 
 export const DEFAULT_UNARY_TIMEOUT_MS = 5000
@@ -112,6 +112,7 @@ export class RpcClients {
       'grpc.max_reconnect_backoff_ms': 2_000,
       // Connections of this RpcClients only: several nodes in one test process stay independent.
       'grpc.use_local_subchannel_pool': 1,
+      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
     }
   }
 

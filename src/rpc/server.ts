@@ -8,6 +8,7 @@
 // The two streams (Kv.Session, RaftTransport.Stream) live in server-streams.ts.
 import * as grpc from '@grpc/grpc-js'
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Http2Session } from 'node:http2'
 import { logger as makeLogger, type Logger } from '../util'
 import { decode, encode } from './codec'
 import { handlerFailure, invoke, type KvHandler, type MasterHandler, type NodeAdminHandler, type RaftHandler, type Status, type WaypointHandler } from './handlers'
@@ -17,6 +18,48 @@ import { serveKvSession, serveRaftStream, type OpenStream } from './server-strea
 import { KV, MASTER, type Method, NODE_ADMIN, RAFT, rawDefinition, SECRET_HEADER, WAYPOINT } from './services'
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+/** HTTP/2 flow-control window, per stream and per connection, that each end of a connection
+ * grants the other (docs/protocol.md, "Flow control"): HTTP/2's default of 64 KiB makes a
+ * 512 KiB answer or a 2 MiB commit wait for a WINDOW_UPDATE round trip every 32-64 KiB. */
+export const FLOW_CONTROL_WINDOW = 8 * 1024 * 1024
+type SessionHandlerFactory = (http2Server: unknown) => (session: Http2Session) => void
+interface GrpcServerInternals {
+  commonServerOptions?: { settings?: Record<string, unknown> }
+  _sessionHandler?: SessionHandlerFactory
+  _channelzSessionHandler?: SessionHandlerFactory
+}
+
+/**
+ * Makes the server grant FLOW_CONTROL_WINDOW too. grpc-js 1.14 reads
+ * 'grpc-node.flow_control_window' on the client side only (grpc/grpc-node#3058 would add it to
+ * the server), so a server's receive window stays at HTTP/2's 64 KiB. Two internals of the
+ * pinned version are used: the settings every accepted session advertises (the window of each
+ * stream) and the handler each new session goes through (where the connection's window is
+ * raised). If either is missing (another grpc-js version), this throws: test/unit/rpc.test.ts
+ * checks the windows a session really has.
+ */
+function grantServerWindow(server: grpc.Server, window: number): void {
+  const s = server as unknown as GrpcServerInternals
+  if (s.commonServerOptions === undefined || typeof s._sessionHandler !== 'function' || typeof s._channelzSessionHandler !== 'function') {
+    throw new Error('RpcServer: this grpc-js version has none of the internals grantServerWindow uses (see src/rpc/server.ts)')
+  }
+  s.commonServerOptions.settings = { ...s.commonServerOptions.settings, initialWindowSize: window }
+  for (const name of ['_sessionHandler', '_channelzSessionHandler'] as const) {
+    const make = s[name] as SessionHandlerFactory
+    s[name] = function (this: unknown, http2Server: unknown) {
+      const handle = make.call(this, http2Server)
+      return (session: Http2Session) => {
+        try {
+          session.setLocalWindowSize(window)
+        } catch {
+          // the session is already closing: nothing to grant
+        }
+        handle(session)
+      }
+    }
+  }
+}
+
 /** Kv.Session requests handled at once per stream; beyond it a request is answered BUSY. */
 export const DEFAULT_SESSION_MAX_IN_FLIGHT = 256
 /** close(): how long open calls get to finish before the server is shut down hard. */
@@ -55,6 +98,7 @@ export class RpcServer {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
     })
+    grantServerWindow(this.server, FLOW_CONTROL_WINDOW)
   }
 
   addWaypoint(h: WaypointHandler): void {

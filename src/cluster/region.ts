@@ -25,6 +25,11 @@ const STATE_TOMBSTONE = 1
 const MAX_REMEMBERED_TXNS = 100_000
 /** Bytes of applied writes waiting for LevelDB before an apply waits for them to land. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024
+/** How long applied writes may wait in memory to go to LevelDB together: without it a serial
+ * workload makes one LevelDB write (a batch, a thread-pool job, a log write) per commit on every
+ * replica. Sooner past LAND_SOON_BYTES, or when something waits for them (landed()). */
+const LAND_LINGER_MS = 50
+const LAND_SOON_BYTES = 4 * 1024 * 1024
 /** Bound on entries one scan returns. */
 export const MAX_SCAN_ENTRIES = 10_000
 
@@ -123,6 +128,8 @@ export class RegionReplica implements GroupStateMachine {
   private nextWrite = 0
   /** The LevelDB write in flight. */
   private writing: Promise<void> | null = null
+  /** Starts the next write when LAND_LINGER_MS have passed. */
+  private lingering: NodeJS.Timeout | null = null
   /** A LevelDB write failed: every later read and apply fails with it (the host then stops). */
   private failed: Error | null = null
   /** The region label of this replica's metrics, and their cells. */
@@ -156,6 +163,10 @@ export class RegionReplica implements GroupStateMachine {
   /** Hands what the applies queued to LevelDB, unless a write is in flight (its completion
    * starts the next one). */
   private startWrite(): void {
+    if (this.lingering) {
+      clearTimeout(this.lingering)
+      this.lingering = null
+    }
     if (this.writing || this.failed || this.queued.length === 0) return
     const ops = this.queued
     const n = this.nextWrite++
@@ -168,13 +179,24 @@ export class RegionReplica implements GroupStateMachine {
           if (this.unlanded.get(k)?.write === n) this.unlanded.delete(k)
         }
         this.writing = null
-        this.startWrite()
+        this.startWriteSoon()
       },
       (err: Error) => {
         this.failed = err
         this.writing = null
       },
     )
+  }
+
+  /** startWrite, after LAND_LINGER_MS unless much is queued. */
+  private startWriteSoon(): void {
+    if (this.queuedBytes >= LAND_SOON_BYTES || LAND_LINGER_MS <= 0) return this.startWrite()
+    if (this.lingering || this.writing || this.failed || this.queued.length === 0) return
+    this.lingering = setTimeout(() => {
+      this.lingering = null
+      this.startWrite()
+    }, LAND_LINGER_MS)
+    this.lingering.unref()
   }
 
   /** The store's record at a data key, applied writes not yet landed included. */
@@ -276,7 +298,7 @@ export class RegionReplica implements GroupStateMachine {
       this.queued.push(op)
       this.queuedBytes += op.key.length + (op.type === 'put' ? op.value.length : 0)
     }
-    this.startWrite()
+    this.startWriteSoon()
     return results
   }
 

@@ -47,6 +47,8 @@ export async function fusermountU(mnt: string): Promise<void> {
 export class Daemon {
   readonly child: ChildProcess
   stderr = ''
+  /** The process could not be started (see stderr). */
+  spawnFailed = false
   private exited: Promise<number | null>
 
   constructor(cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
@@ -54,7 +56,16 @@ export class Daemon {
     this.child.stderr!.on('data', (d: Buffer) => {
       if (this.stderr.length < 1 << 20) this.stderr += d.toString()
     })
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)))
+    this.exited = new Promise((resolve) => {
+      this.child.on('exit', (code) => resolve(code))
+      // A binary that is missing (ENOENT) or cannot be run: no 'exit' follows, and an 'error'
+      // nobody listens to would end the whole bench. Kept as this daemon's stderr instead.
+      this.child.on('error', (err) => {
+        this.stderr += `${cmd}: ${err.message}\n`
+        this.spawnFailed = true
+        resolve(null)
+      })
+    })
   }
 
   get pid(): number | undefined {
@@ -63,7 +74,7 @@ export class Daemon {
 
   /** SIGTERM this PID and wait; SIGKILL the same PID if it has not exited in time. */
   async stop(timeoutMs: number): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode
+    if (this.spawnFailed || this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode
     this.child.kill('SIGTERM')
     const code = await Promise.race([this.exited, deadline(timeoutMs).then(() => 'timeout' as const)])
     if (code !== 'timeout') return code

@@ -148,10 +148,9 @@ export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, of
   const parts = [...pieces(offset, Math.min(len, f.size - offset))]
   const lastBlock = (parts[parts.length - 1] as { b: number }).b
   if (readAhead > 0) {
-    // The kernel sends the reads of its own read-ahead concurrently, so they may come a
-    // little out of order: a read near where the reads so far ended is sequential.
-    // How far out of order counts as sequential grows with the window: with a larger kernel
-    // read-ahead (aheadBytes), its reads of the next few MiB come in any order.
+    // The kernel sends the reads of its own read-ahead concurrently, so they come out of
+    // order: a read near where the reads so far ended is sequential, and "near" grows with
+    // the window (a larger kernel read-ahead sends reads a few MiB apart in any order).
     const end = offset + Math.min(len, f.size - offset)
     const near = nearBytes(f)
     if (offset <= f.readEnd + near && end + near >= f.readEnd) {

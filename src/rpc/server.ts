@@ -35,13 +35,13 @@ interface GrpcServerInternals {
  * the server), so a server's receive window stays at HTTP/2's 64 KiB. Two internals of the
  * pinned version are used: the settings every accepted session advertises (the window of each
  * stream) and the handler each new session goes through (where the connection's window is
- * raised). If either is missing (another grpc-js version), this throws: test/unit/rpc.test.ts
+ * raised). If either is missing (another grpc-js version), this throws: test/rpc/window.test.ts
  * checks the windows a session really has.
  */
 function grantServerWindow(server: grpc.Server, window: number): void {
   const s = server as unknown as GrpcServerInternals
   if (s.commonServerOptions === undefined || typeof s._sessionHandler !== 'function' || typeof s._channelzSessionHandler !== 'function') {
-    throw new Error('RpcServer: this grpc-js version has none of the internals grantServerWindow uses (see src/rpc/server.ts)')
+    throw new Error('RpcServer: this grpc-js version lacks the internals grantServerWindow uses (see src/rpc/server.ts)')
   }
   s.commonServerOptions.settings = { ...s.commonServerOptions.settings, initialWindowSize: window }
   for (const name of ['_sessionHandler', '_channelzSessionHandler'] as const) {

@@ -58,6 +58,44 @@ test('readahead: a sequential read of a file is served mostly from blocks fetche
   assert.ok(kv.manyKeys <= 1024 + 256, `blocks asked for: ${kv.manyKeys}`) // each about once
 })
 
+test('readahead: reads out of order by up to 2 MiB, as a larger kernel read-ahead sends them, stay one stream', async (t) => {
+  const kv = slowKV(await LocalKV.open(tempDir(t)), () => 0)
+  const fs = await FileSystem.open(kv, { readAhead: 8 * MiB })
+  t.after(() => fs.close().catch(() => undefined))
+  const r = rng(2)
+  const data = pattern(32 * MiB, r)
+  const fh = await fs.create(c, '/f', 0o644, 0)
+  await fs.write(c, fh, data, data.length, 0)
+  await fs.release(c, fh)
+  const rh = await fs.openFile(c, '/f', 0)
+  const piece = 128 * 1024
+  // The first 2 MiB in order (the kernel's read-ahead starts small), then each next 2 MiB in
+  // a shuffled order, as a 4 MiB kernel read-ahead sends them: reads up to 2 MiB apart.
+  const order: number[] = []
+  for (let off = 0; off < 2 * MiB; off += piece) order.push(off)
+  for (let w = 2 * MiB; w < data.length; w += 2 * MiB) {
+    const win: number[] = []
+    for (let off = w; off < w + 2 * MiB; off += piece) win.push(off)
+    for (let i = win.length - 1; i > 0; i--) {
+      const j = Math.floor(r() * (i + 1))
+      ;[win[i], win[j]] = [win[j] as number, win[i] as number]
+    }
+    order.push(...win)
+  }
+  kv.manyCalls = 0
+  kv.manyKeys = 0
+  const buf = Buffer.alloc(piece)
+  for (const off of order) {
+    assert.equal(await fs.read(c, rh, buf, piece, off), piece)
+    assert.ok(buf.equals(data.subarray(off, off + piece)), `read at ${off}`)
+  }
+  await fs.release(c, rh)
+  // 256 reads of eight blocks each. A stream dropped at every out-of-order read would ask again
+  // for what it fetched ahead, and per read.
+  assert.ok(kv.manyCalls < 256 / 2, `getMany calls: ${kv.manyCalls}`)
+  assert.ok(kv.manyKeys <= 2048 + 512, `blocks asked for: ${kv.manyKeys}`) // each about once
+})
+
 test('readahead: sequential scans interleaved with writes, truncates and reopens match a model', async (t) => {
   const seed = testSeed()
   const r = rng(seed)

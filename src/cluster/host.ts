@@ -18,6 +18,7 @@ import {
   type ConfChange,
   type GroupStorage,
   type Entry,
+  type Loc,
   type HardState,
   type RaftLogStore,
   type Message,
@@ -36,7 +37,7 @@ export interface GroupStateMachine {
   readonly appliedIndex: number
   /** Applies committed entries in order (conf changes included: `confAfter` gives the
    * configuration after each conf-change entry). Returns one result per entry. */
-  applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }): Promise<unknown[]>
+  applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }, locate?: (e: Entry) => Loc | undefined): Promise<unknown[]>
   /** An image of the state at appliedIndex, for a snapshot. */
   snapshotData(): Promise<Uint8Array>
   /** Replaces the whole state by a snapshot's image. */
@@ -90,6 +91,9 @@ interface Group {
   readonly node: RaftNode
   readonly storage: GroupStorage
   readonly sm: GroupStateMachine
+  /** Where an entry is durably written in the node's log, when its storage knows (pointer
+   * values name those bytes: docs/node-store.md, "Steps 2-3"). */
+  readonly locate: ((e: Entry) => Loc | undefined) | undefined
   /** Proposals by log index, settled when that index is applied. */
   readonly proposals: Map<number, Pending>
   readonly reads: Map<string, PendingRead>
@@ -227,7 +231,8 @@ export class RaftHost {
       commitNotice: 'lazy',
       imagesOnDemand: typeof sm.persistApplied === 'function',
     })
-    this.groups.set(id, { id, node, storage, sm, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, role: 'follower', lastLeader: 0, synced: storage.initialState().hardState, m: KINDS[kindOf(id)] })
+    const locate = 'locOf' in storage ? (e: Entry) => storage.locOf(e) : undefined
+    this.groups.set(id, { id, node, storage, sm, locate, proposals: new Map(), reads: new Map(), readWaiters: [], leader: 0, isLeader: false, role: 'follower', lastLeader: 0, synced: storage.initialState().hardState, m: KINDS[kindOf(id)] })
     this.schedule()
   }
 
@@ -464,7 +469,7 @@ export class RaftHost {
     const applied = g.sm.appliedIndex
     const fresh = entries.filter((e) => e.index > applied)
     g.m.applied.inc(fresh.length)
-    const results = fresh.length === 0 ? [] : await g.sm.applyEntries(fresh, (e) => after.get(e.index) ?? { voters: [...conf.voters], learners: [...conf.learners] })
+    const results = fresh.length === 0 ? [] : await g.sm.applyEntries(fresh, (e) => after.get(e.index) ?? { voters: [...conf.voters], learners: [...conf.learners] }, g.locate)
     fresh.forEach((e, i) => {
       const p = g.proposals.get(e.index)
       if (!p) return

@@ -37,6 +37,7 @@ import { MASTER_GROUP, MasterState } from './master'
 import { MasterDuties } from './masterduty'
 import { messageFromWire, messageToWire } from './raftwire'
 import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } from './region'
+import { ValueKeeper } from './values'
 
 /** Bounds of one get_many (docs/protocol.md): keys asked, and bytes of values answered (well
  * under the message size limit). */
@@ -111,6 +112,8 @@ export class ClusterNode {
   /** The read leases of each data region this node leads (docs/metadata-leases.md). */
   private readonly leases = new Map<number, LeaseTable>()
   private http: HttpServer | null = null
+  /** Decides when segments kept for their values go. */
+  readonly keeper: ValueKeeper
   /** More readiness checks (the CLI adds its mount's). */
   readyChecks: (() => Checks) | null = null
 
@@ -131,6 +134,10 @@ export class ClusterNode {
       onApplied: (group) => this.onApplied(group),
     })
     this.duties = new MasterDuties(this)
+    // Segments the log leaves are kept for the values pointers name in them; the keeper
+    // decides when they go (docs/node-store.md, "Steps 2-3"). Set before any sync can free one.
+    this.keeper = new ValueKeeper({ db, store, replicas: () => this.regions.values(), logger: this.log })
+    store.keepValues((seq) => this.keeper.retired(seq))
   }
 
   /** Opens the store, serves RPCs, joins or bootstraps a cluster (or rejoins its own), and
@@ -204,6 +211,8 @@ export class ClusterNode {
     events.nodeId = this.nodeId
     this.addresses.set(this.nodeId, this.address)
     this.host.start()
+    // Every replica the store holds is open: a pointer can no longer be taken for dead.
+    this.keeper.start()
     this.heartbeatTimer = setInterval(() => {
       void this.duties.everyHeartbeat()
       this.sampleGroups()
@@ -240,7 +249,7 @@ export class ClusterNode {
       await m.load()
       sm = this.master = m
     } else {
-      const r = new RegionReplica(this.db, region, applied, this.nodeId)
+      const r = new RegionReplica(this.db, region, applied, this.nodeId, this.store)
       this.regions.set(group, r)
       sm = r
     }
@@ -629,6 +638,7 @@ export class ClusterNode {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer)
     await this.http?.close().catch(() => undefined)
     this.duties.stop()
+    await this.keeper.stop()
     await this.host.close()
     await this.server.close().catch(() => undefined)
     this.clients.close()

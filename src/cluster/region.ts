@@ -8,15 +8,30 @@
 import { crc32c } from '@node-rs/crc32'
 import type { ClassicLevel } from 'classic-level'
 import { counterCell, dropSeries, metrics, type CounterCell } from '../observe/metrics'
-import type { Entry, Snapshot } from '../raft'
+import type { Entry, Loc, Snapshot } from '../raft'
 import { decode, encode, ErrorCode, keyInRegion, type CommitOp, type RegionDescriptor } from '../rpc'
 import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 
 type Db = ClassicLevel<Buffer, Buffer>
+
+/** Where pointer values are read from: the node's Raft log segments (SegmentRaftStore). */
+export interface ValueSource {
+  readValue(seq: number, off: number, len: number): Buffer
+  readValueAsync(seq: number, off: number, len: number): Promise<Buffer>
+}
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
 
 export const DATA_PREFIX = 0x7a // 'z'
+/** The reverse index of pointer values: `P ++ seq u64 ++ offset u32` -> the `z` key. */
+export const POINTER_PREFIX = 0x50 // 'P'
+/** Put values at least this long are kept in the Raft log and pointed at (docs/node-store.md). */
+export const POINTER_MIN_BYTES = 4096
+/** A pointer's length: version (top bit set), segment, offset, length, crc32c. */
+export const POINTER_BYTES = 28
+/** Bytes of a segment record's header before its payload (SegmentRaftStore). */
+const RECORD_HEADER_BYTES = 33
+const TOP_BIT = 0x80
 export const META_PREFIX = 0x6d // 'm'
 const META_FORMAT = 1
 const STATE_NORMAL = 0
@@ -88,6 +103,50 @@ export function decodeMeta(buf: Buffer): ReplicaMeta {
   }
 }
 
+/** The version of a stored value, inline or pointer. */
+export function versionOf(raw: Buffer): number {
+  return (raw.readUInt32BE(0) & 0x7fffffff) * 2 ** 32 + raw.readUInt32BE(4)
+}
+
+export function isPointer(raw: Buffer): boolean {
+  return raw.length === POINTER_BYTES && ((raw[0] as number) & TOP_BIT) !== 0
+}
+
+export interface Pointer {
+  readonly version: number
+  readonly seq: number
+  readonly off: number
+  readonly len: number
+  readonly crc: number
+}
+
+export function decodePointer(raw: Buffer): Pointer {
+  return { version: versionOf(raw), seq: versionOf(raw.subarray(8)), off: raw.readUInt32BE(16), len: raw.readUInt32BE(20), crc: raw.readUInt32BE(24) }
+}
+
+function encodePointer(p: Pointer): Buffer {
+  const out = Buffer.allocUnsafe(POINTER_BYTES)
+  out.writeUInt32BE(Math.floor(p.version / 2 ** 32) + 0x80000000, 0)
+  out.writeUInt32BE(p.version % 2 ** 32, 4)
+  out.writeBigUInt64BE(BigInt(p.seq), 8)
+  out.writeUInt32BE(p.off, 16)
+  out.writeUInt32BE(p.len, 20)
+  out.writeUInt32BE(p.crc, 24)
+  return out
+}
+
+/** The reverse-index key of a pointer to (seq, off). */
+export function pointerKey(seq: number, off: number): Buffer {
+  const k = Buffer.allocUnsafe(13)
+  k[0] = POINTER_PREFIX
+  k.writeBigUInt64BE(BigInt(seq), 1)
+  k.writeUInt32BE(off, 9)
+  return k
+}
+
+/** A value read through a pointer failed its check: never handed out as data. */
+export class CorruptValueError extends Error {}
+
 function versioned(version: number, value: Buffer): Buffer {
   const out = Buffer.allocUnsafe(8 + value.length)
   out.writeBigUInt64BE(BigInt(version), 0)
@@ -98,6 +157,18 @@ function versioned(version: number, value: Buffer): Buffer {
 export interface VersionedValue {
   readonly value: Buffer
   readonly version: number
+}
+
+/** The file offset of `value` in the segment record at `loc` holding entry `e`, or -1 if the
+ * value is not a view into the entry's payload (then it is stored inline) or too small. */
+function valueOffset(e: Entry, loc: Loc, value: Buffer): number {
+  if (value.length < POINTER_MIN_BYTES) return -1
+  const data = e.data
+  if (value.buffer !== data.buffer) return -1
+  const rel = value.byteOffset - data.byteOffset
+  if (rel < 0 || rel + value.length > data.byteLength) return -1
+  if (loc.len !== RECORD_HEADER_BYTES + data.byteLength) return -1
+  return loc.off + RECORD_HEADER_BYTES + rel
 }
 
 function unversion(buf: Buffer): VersionedValue {
@@ -137,7 +208,7 @@ export class RegionReplica implements GroupStateMachine {
   private readonly writes: CounterCell
   private readonly reads: CounterCell
 
-  constructor(private readonly db: Db, region: RegionDescriptor, applied: number, private readonly selfId = 0) {
+  constructor(private readonly db: Db, region: RegionDescriptor, applied: number, private readonly selfId = 0, private readonly values: ValueSource | null = null) {
     this.region = region
     this.appliedIndex = applied
     this.label = { region: String(region.id) }
@@ -208,11 +279,31 @@ export class RegionReplica implements GroupStateMachine {
     return this.db.getSync(k)
   }
 
+  /** The store's raw record at a data key (a pointer stays a pointer), for the value keeper. */
+  storedRaw(k: Buffer): Buffer | undefined {
+    return this.stored(k)
+  }
+
+  /** A raw record as version and value: a pointer is followed (one synchronous pread) and
+   * its value checked against its crc. */
+  private resolve(k: Buffer, raw: Buffer): VersionedValue {
+    if (!isPointer(raw)) return unversion(raw)
+    const p = decodePointer(raw)
+    if (!this.values) throw new CorruptValueError(`key ${k.subarray(1).toString('hex')}: a pointer value in a store without segments`)
+    return { version: p.version, value: this.checked(k, p, this.values.readValue(p.seq, p.off, p.len)) }
+  }
+
+  private checked(k: Buffer, p: Pointer, value: Buffer): Buffer {
+    if (crc32c(value) !== p.crc) throw new CorruptValueError(`key ${k.subarray(1).toString('hex')}: its value in segment ${p.seq} at ${p.off} fails its checksum`)
+    return value
+  }
+
   async get(key: Buffer): Promise<VersionedValue | undefined> {
     this.reads.inc()
     if (this.failed) throw this.failed
-    const raw = this.stored(dataKey(key))
-    return raw === undefined ? undefined : unversion(raw)
+    const k = dataKey(key)
+    const raw = this.stored(k)
+    return raw === undefined ? undefined : this.resolve(k, raw)
   }
 
   /**
@@ -240,7 +331,17 @@ export class RegionReplica implements GroupStateMachine {
       const vs = await this.db.getMany(dbKeys)
       for (let j = 0; j < fromDb.length; j++) raws[fromDb[j]] = vs[j] ?? undefined
     }
-    return raws.map((raw) => (raw === undefined ? undefined : unversion(raw)))
+    // Pointers: their values read from the segments in parallel.
+    return Promise.all(
+      raws.map(async (raw, i) => {
+        if (raw === undefined) return undefined
+        if (!isPointer(raw)) return unversion(raw)
+        const p = decodePointer(raw)
+        const k = dataKey(keys[i] as Buffer)
+        if (!this.values) throw new CorruptValueError(`key ${keys[i]?.toString('hex')}: a pointer value in a store without segments`)
+        return { version: p.version, value: this.checked(k, p, await this.values.readValueAsync(p.seq, p.off, p.len)) }
+      }),
+    )
   }
 
   async scan(start: Buffer, end: Buffer, limit: number): Promise<{ key: Buffer; value: Buffer; version: number }[]> {
@@ -250,13 +351,13 @@ export class RegionReplica implements GroupStateMachine {
     const max = limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES
     const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
     for await (const [k, v] of this.db.iterator({ gte: dataKey(start), lt: hi, limit: max })) {
-      const { value, version } = unversion(v)
+      const { value, version } = this.resolve(k, v)
       out.push({ key: k.subarray(1), value, version })
     }
     return out
   }
 
-  async applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }): Promise<unknown[]> {
+  async applyEntries(entries: readonly Entry[], confAfter: (e: Entry) => { voters: number[]; learners: number[] }, locate?: (e: Entry) => Loc | undefined): Promise<unknown[]> {
     if (this.failed) throw this.failed
     // Backpressure: LevelDB falling behind slows the applies instead of filling memory.
     if (this.queuedBytes > MAX_QUEUED_BYTES) await this.landed()
@@ -280,7 +381,7 @@ export class RegionReplica implements GroupStateMachine {
         results.push({ ok: true, index: e.index }) // a new leader's empty entry
         continue
       }
-      results.push(await this.applyCommand(e, overlay, ops))
+      results.push(await this.applyCommand(e, overlay, ops, this.values ? locate?.(e) : undefined))
     }
     const last = entries[entries.length - 1]
     if (last) this.appliedIndex = Math.max(this.appliedIndex, last.index)
@@ -302,7 +403,7 @@ export class RegionReplica implements GroupStateMachine {
     return results
   }
 
-  private async applyCommand(e: Entry, overlay: Map<string, Buffer | null>, ops: Op[]): Promise<ApplyResult> {
+  private async applyCommand(e: Entry, overlay: Map<string, Buffer | null>, ops: Op[], loc: Loc | undefined): Promise<ApplyResult> {
     let cmd
     try {
       cmd = decode<{ epoch?: { confVer: number; version: number }; cmd?: string; commit?: CommitOp }>('RegionCommand', e.data)
@@ -323,9 +424,9 @@ export class RegionReplica implements GroupStateMachine {
       // index: the answer must not depend on how entries were grouped into batches, which
       // differs between replicas.)
       const o = overlay.get(k.toString('latin1'))
-      if (o !== undefined) return o === null ? 0 : Number(o.readBigUInt64BE(0))
+      if (o !== undefined) return o === null ? 0 : versionOf(o)
       const raw = this.stored(k)
-      return raw === undefined ? 0 : Number(raw.readBigUInt64BE(0))
+      return raw === undefined ? 0 : versionOf(raw)
     }
     for (const r of c.reads ?? []) {
       if (version(r.key) !== (r.version ?? 0)) return this.remember(id, { ok: false, code: ErrorCode.CONFLICT, message: 'a key read by the transaction changed' })
@@ -347,10 +448,14 @@ export class RegionReplica implements GroupStateMachine {
         ops.push({ type: 'del', key: k })
         overlay.set(k.toString('latin1'), null)
       } else {
-        const v = versioned(e.index, w.value ?? Buffer.alloc(0))
+        const value = w.value ?? Buffer.alloc(0)
+        const at = loc === undefined ? -1 : valueOffset(e, loc, value)
+        const v = at < 0 ? versioned(e.index, value) : encodePointer({ version: e.index, seq: loc!.seq, off: at, len: value.length, crc: crc32c(value) })
         ops.push({ type: 'put', key: k, value: v })
+        // The reverse index: which key a pointer into this place was written for.
+        if (at >= 0) ops.push({ type: 'put', key: pointerKey(loc!.seq, at), value: k })
         overlay.set(k.toString('latin1'), v)
-        this.sizeBytes += k.length + v.length
+        this.sizeBytes += k.length + 8 + value.length
       }
     }
     return this.remember(id, { ok: true, index: e.index })
@@ -362,14 +467,14 @@ export class RegionReplica implements GroupStateMachine {
     const hi = end.length > 0 ? dataKey(end) : dataEnd(this.region.endKey)
     const now = new Map<string, number>()
     for await (const [k, v] of this.db.iterator({ gte: lo, lt: hi })) {
-      now.set(k.toString('latin1'), Number(v.readBigUInt64BE(0)))
+      now.set(k.toString('latin1'), versionOf(v))
       if (limit > 0 && now.size > limit + overlay.size) break
     }
     for (const [k, v] of overlay) {
       const kb = Buffer.from(k, 'latin1')
       if (Buffer.compare(kb, lo) < 0 || Buffer.compare(kb, hi) >= 0) continue
       if (v === null) now.delete(k)
-      else now.set(k, Number(v.readBigUInt64BE(0)))
+      else now.set(k, versionOf(v))
     }
     const keys = [...now.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')))
     const visible = limit > 0 ? keys.slice(0, limit) : keys
@@ -398,7 +503,9 @@ export class RegionReplica implements GroupStateMachine {
     head.writeUInt32BE(desc.length, 4)
     head.writeBigUInt64BE(BigInt(this.appliedIndex), 8)
     parts.push(head, desc)
-    for await (const [k, v] of this.db.iterator({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) {
+    for await (const [k, raw] of this.db.iterator({ gte: dataKey(this.region.startKey ?? Buffer.alloc(0)), lt: dataEnd(this.region.endKey) })) {
+      // An image carries every value inline (its format predates pointers).
+      const v = isPointer(raw) ? versioned(versionOf(raw), this.resolve(k, raw).value) : raw
       const h = Buffer.alloc(8)
       h.writeUInt32BE(k.length, 0)
       h.writeUInt32BE(v.length, 4)
@@ -408,6 +515,23 @@ export class RegionReplica implements GroupStateMachine {
     const crc = Buffer.alloc(4)
     crc.writeUInt32BE(crc32c(body), 0)
     return Buffer.concat([body, crc])
+  }
+
+  /**
+   * The value keeper's cleaning: if key `k` still holds exactly `expected` (a pointer), it is
+   * rewritten as `inline` (the same version, the value inline) through this replica's write
+   * queue, after any write queued before. Synchronous, so no apply interleaves between the
+   * check and the write. Returns whether it was rewritten.
+   */
+  rewriteInline(k: Buffer, expected: Buffer, inline: Buffer): boolean {
+    if (this.failed) throw this.failed
+    const now = this.stored(k)
+    if (now === undefined || !now.equals(expected)) return false
+    this.unlanded.set(k.toString('latin1'), { value: inline, write: this.nextWrite })
+    this.queued.push({ type: 'put', key: k, value: inline })
+    this.queuedBytes += k.length + inline.length
+    this.startWriteSoon()
+    return true
   }
 
   /** The write of this replica's meta record as it is now. */

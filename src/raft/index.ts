@@ -32,7 +32,7 @@ export { MemoryStorage, CompactedError, bootstrapSnapshot, saveReady } from './s
 export { LevelRaftStore, DurableGroupStorage } from './durable';
 export type { LevelRaftStoreOptions } from './durable';
 export { SegmentRaftStore, SegmentGroupStorage, SegmentCorruptError, SEGMENT_FORMAT } from './segments';
-export type { SegmentRaftStoreOptions } from './segments';
+export type { SegmentRaftStoreOptions, Loc } from './segments';
 import type { DurableGroupStorage } from './durable';
 import type { SegmentGroupStorage } from './segments';
 /** A group's storage as the host uses it, whichever store holds it. */

@@ -14,7 +14,7 @@
 // are durable (they were synced by an earlier sync()).
 
 import { crc32c } from '@node-rs/crc32';
-import { closeSync, fdatasync, fsyncSync, openSync, read, readSync, write, writev, writevSync } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, fsyncSync, openSync, read, readSync, write, writev, writevSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -96,6 +96,18 @@ interface Pending {
   readonly group: number;
   readonly kind: RecordKind;
   readonly index: number;
+}
+
+/** A segment the log has left that is kept for the values pointers name in it
+ * (docs/node-store.md, "Steps 2-3"). */
+interface ValueSegment {
+  readonly seq: number;
+  readonly path: string;
+  fd: number;
+  /** Reads in flight (the file is closed only when none are). */
+  readers: number;
+  /** Set once the file is to go: closed and deleted when the last reader is done. */
+  doomed: boolean;
 }
 
 interface Segment {
@@ -197,6 +209,13 @@ export class SegmentRaftStore {
   private relocateChecked = '';
   /** Segments written since their last fdatasync. */
   private readonly unsynced = new Set<Segment>();
+  /** Segments the log has left, kept for the values pointers name in them, by seq. */
+  private readonly valueSegs = new Map<number, ValueSegment>();
+  /** Set by keepValues(): segments the log leaves become value segments. */
+  private onRetired: ((seq: number) => void) | null = null;
+  /** The end of the durable log: every record before (seq, off) has been fdatasynced. */
+  private durableSeq = 0;
+  private durableOff = 0;
 
   private constructor(private readonly db: Db, private readonly ownsDb: boolean, readonly dir: string, opts: SegmentRaftStoreOptions) {
     this.prefix = Buffer.from(opts.prefix ?? Buffer.from('R'));
@@ -235,6 +254,22 @@ export class SegmentRaftStore {
    * 2^64-1 never exists, so it collides with no group key. */
   private markerKey(): Buffer {
     return Buffer.concat([this.prefix, Buffer.alloc(9, 0xff)]);
+  }
+
+  /** The key marking segment `seq` as a value segment (docs/node-store.md, "Steps 2-3"). */
+  private valueMarkerKey(seq: number): Buffer {
+    const k = Buffer.alloc(this.prefix.length + 9);
+    this.prefix.copy(k, 0);
+    k[this.prefix.length] = 0xfe;
+    u64(k, seq, this.prefix.length + 1);
+    return k;
+  }
+
+  /** From now on a segment the log leaves is kept as a value segment (marked, synced) instead
+   * of deleted, and `onRetired` hears of it; whoever owns the pointers decides when it goes
+   * (deleteValueSegment). */
+  keepValues(onRetired: (seq: number) => void): void {
+    this.onRetired = onRetired;
   }
 
   private async start(): Promise<void> {
@@ -306,7 +341,23 @@ export class SegmentRaftStore {
     await mkdir(this.dir, { recursive: true });
     const names = (await readdir(this.dir)).sort();
     for (const n of names) if (n.endsWith('.prep')) await unlink(join(this.dir, n)); // preparation cut short
-    const seqs = names.filter((n) => /^seg-\d+\.log$/.test(n)).map((n) => Number(n.slice(4, -4))).sort((a, b) => a - b);
+    const onDisk = new Set(names.filter((n) => /^seg-\d+\.log$/.test(n)).map((n) => Number(n.slice(4, -4))));
+    // Value segments: opened for reads, never scanned, not part of the log's chain. A marker
+    // whose file is gone (deleted after its records' sync, before the marker's) goes too.
+    const lo = this.valueMarkerKey(0);
+    const hi = Buffer.concat([this.prefix, Buffer.from([0xff])]);
+    const gone: BatchOp[] = [];
+    for await (const k of this.db.keys({ gte: lo, lt: hi })) {
+      if (k.length !== lo.length) continue;
+      const seq = r64(k, this.prefix.length + 1);
+      if (onDisk.has(seq)) {
+        const path = join(this.dir, segName(seq));
+        this.valueSegs.set(seq, { seq, path, fd: openSync(path, 'r'), readers: 0, doomed: false });
+        onDisk.delete(seq);
+      } else gone.push({ type: 'del', key: Buffer.from(k) });
+    }
+    if (gone.length > 0) await rawBatch(this.db, gone, true);
+    const seqs = [...onDisk].sort((a, b) => a - b);
     let ended = false;
     let spare: Segment | undefined;
     for (const seq of seqs) {
@@ -342,7 +393,7 @@ export class SegmentRaftStore {
         await zeroRange(seg.fd, end, nonZeroEnd(buf, end));
       }
     }
-    this.nextSeq = (seqs[seqs.length - 1] ?? 0) + 1;
+    this.nextSeq = Math.max(seqs[seqs.length - 1] ?? 0, ...this.valueSegs.keys()) + 1;
     if (this.segs.length === 0) {
       this.segs.push(await this.prepare(this.nextSeq++, Math.min(this.segBytes, FIRST_SEGMENT_BYTES)));
       this.writeOff = HEADER_BYTES;
@@ -352,6 +403,9 @@ export class SegmentRaftStore {
       throw new SegmentCorruptError(`segment chain after ${this.segs[this.segs.length - 1]?.path}`);
     }
     for (const [g, r] of this.recovered) if (r.hs !== undefined) this.lastHs.set(g, r.hs);
+    // Everything found is on disk: the log is durable up to its end.
+    this.durableSeq = this.active().seq;
+    this.durableOff = this.writeOff;
     if (spare !== undefined) this.next = Promise.resolve(spare);
     else this.prepareNext();
   }
@@ -672,6 +726,8 @@ export class SegmentRaftStore {
       this.unsynced.clear();
       const t0 = performance.now();
       await Promise.all(dirty.map((seg) => datasync(seg.fd)));
+      this.durableSeq = this.active().seq;
+      this.durableOff = this.writeOff;
       noteLogWrite(writes.reduce((n, w) => n + w.bytes, 0), (performance.now() - t0) / 1000);
     } else noteLogWrite(writes.reduce((n, w) => n + w.bytes, 0), undefined);
     if (durable) this.syncCount++;
@@ -725,10 +781,98 @@ export class SegmentRaftStore {
         old.hardStates.clear();
         return;
       }
+      if (this.onRetired !== null) {
+        // Kept for the values that pointers name in it: marked first (synced), so that
+        // recovery never takes it for part of the log again.
+        await rawBatch(this.db, [{ type: 'put', key: this.valueMarkerKey(old.seq), value: NO_DATA as Buffer }], true);
+        // The same descriptor: a read of a value in flight on it stays valid.
+        this.segs.shift();
+        this.valueSegs.set(old.seq, { seq: old.seq, path: old.path, fd: old.fd, readers: 0, doomed: false });
+        this.onRetired(old.seq);
+        continue;
+      }
       this.segs.shift();
       closeSync(old.fd);
       await unlink(old.path);
     }
+  }
+
+  // ---- values (docs/node-store.md, "Steps 2-3")
+
+  /** Whether a record at `loc` is durable in this log (a pointer may name it). */
+  isDurable(loc: Loc): boolean {
+    if (loc.seq === 0) return false;
+    return loc.seq < this.durableSeq || (loc.seq === this.durableSeq && loc.off + loc.len <= this.durableOff);
+  }
+
+  /** The open file of segment `seq`, log or value segment, or undefined if it is gone. */
+  private fileOf(seq: number): { fd: number; value?: ValueSegment } | undefined {
+    const v = this.valueSegs.get(seq);
+    if (v !== undefined) return v.doomed ? undefined : { fd: v.fd, value: v };
+    const s = this.segs.find((x) => x.seq === seq);
+    return s === undefined ? undefined : { fd: s.fd };
+  }
+
+  /** Reads `len` bytes at `off` of segment `seq` synchronously (a point read of a pointer
+   * value). Throws if the segment is gone or the read is short; the caller checks the crc. */
+  readValue(seq: number, off: number, len: number): Buffer {
+    const f = this.fileOf(seq);
+    if (f === undefined) throw new SegmentCorruptError(`value in segment ${seq} at ${off}: the segment is gone`);
+    const buf = Buffer.allocUnsafe(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(f.fd, buf, got, len - got, off + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got !== len) throw new SegmentCorruptError(`value in segment ${seq} at ${off} (short read)`);
+    return buf;
+  }
+
+  /** readValue through the thread pool (reads of several values run in parallel). */
+  async readValueAsync(seq: number, off: number, len: number): Promise<Buffer> {
+    const f = this.fileOf(seq);
+    if (f === undefined) throw new SegmentCorruptError(`value in segment ${seq} at ${off}: the segment is gone`);
+    if (f.value) f.value.readers++;
+    try {
+      const buf = Buffer.allocUnsafe(len);
+      const n = len === 0 ? 0 : await readAt(f.fd, buf, off);
+      if (n !== len) throw new SegmentCorruptError(`value in segment ${seq} at ${off} (short read)`);
+      return buf;
+    } finally {
+      if (f.value) {
+        f.value.readers--;
+        if (f.value.doomed && f.value.readers === 0) this.dropValueFile(f.value);
+      }
+    }
+  }
+
+  /** The size of value segment `seq` in bytes (0 if it is gone). */
+  valueSegmentBytes(seq: number): number {
+    const v = this.valueSegs.get(seq);
+    return v === undefined ? 0 : fstatSync(v.fd).size;
+  }
+
+  /** The value segments, oldest first. */
+  valueSegments(): number[] {
+    return [...this.valueSegs.keys()].sort((a, b) => a - b);
+  }
+
+  /** Deletes value segment `seq`: first `ops` (the deletion of its reverse-index records) and
+   * the removal of its marker, in ONE synced LevelDB batch (which makes every earlier write
+   * durable too), then the file. The caller has made sure that no pointer names it. */
+  async deleteValueSegment(seq: number, ops: BatchOp[]): Promise<void> {
+    const v = this.valueSegs.get(seq);
+    if (v === undefined) return;
+    await rawBatch(this.db, [...ops, { type: 'del', key: this.valueMarkerKey(seq) }], true);
+    this.valueSegs.delete(seq);
+    v.doomed = true;
+    if (v.readers === 0) this.dropValueFile(v);
+  }
+
+  private dropValueFile(v: ValueSegment): void {
+    closeSync(v.fd);
+    unlink(v.path).catch(() => undefined); // nothing names it any more: a failure only leaks space
   }
 
   /** Bytes on disk: the database's (shared data included, as LevelRaftStore counts it) plus
@@ -753,6 +897,8 @@ export class SegmentRaftStore {
       if (next !== undefined) closeSync(next.fd);
       for (const s of this.segs) closeSync(s.fd);
       this.segs = [];
+      for (const v of this.valueSegs.values()) if (v.readers === 0) closeSync(v.fd);
+      this.valueSegs.clear();
     });
     if (this.ownsDb) await this.db.close();
   }
@@ -851,7 +997,19 @@ export class SegmentGroupStorage extends MemoryStorage {
   }
 
   override entries(lo: number, hi: number, maxBytes: number): Entry[] {
-    return sliceEntries<SegEvictedEntry>(this.ents, this.firstIndex() - 1, this.lastIndex(), lo, hi, maxBytes, (i, e) => this.store.readEntry(this.group, i, readLoc(e)));
+    return sliceEntries<SegEvictedEntry>(this.ents, this.firstIndex() - 1, this.lastIndex(), lo, hi, maxBytes, (i, e) => {
+      const loc = readLoc(e);
+      const read = this.store.readEntry(this.group, i, loc);
+      this.locs.set(read, loc);
+      return read;
+    });
+  }
+
+  /** Where entry `e` (an object this storage handed out or was given) is durably written, if
+   * it is: a pointer value may then name its bytes. */
+  locOf(e: Entry): Loc | undefined {
+    const loc = this.locs.get(e);
+    return loc !== undefined && this.store.isDurable(loc) ? loc : undefined;
   }
 
   /** Restores the state found at open (no writes are staged). */

@@ -397,6 +397,11 @@ export class RaftHost {
     for (const [to, msgs] of early) this.opts.send(to, msgs)
     await this.opts.store.sync(durable)
     for (const [to, msgs] of late) this.opts.send(to, msgs)
+    // A follower's acknowledgements go on the wire before it applies: Node writes a stream's
+    // data out in the loop's check phase, so an apply made now (a follower applies the entry
+    // the append's commit index covered, ~0.2 ms) would hold them back and the leader's commit
+    // with them. One loop turn lets the writes out first (docs/raft.md, "The Ready batch...").
+    if (late.size > 0 && work.some(({ rd }) => rd.committedEntries.length > 0 || rd.snapshot)) await new Promise<void>((r) => setImmediate(r))
     for (const { g, rd } of work) {
       if (rd.softState) {
         const wasLeader = g.isLeader

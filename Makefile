@@ -35,7 +35,7 @@ test: build
 	node --test --test-concurrency=1 $$(find dist/test -name '*.test.js' | sort)
 
 up: build
-	node bin/polyfs dev
+	node --initial-old-space-size=128 bin/polyfs dev
 
 # The bench's peer systems: installed without starting their services, and their systemd units
 # disabled, so glusterd and mfsmaster never start by themselves; the harness runs its own

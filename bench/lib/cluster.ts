@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs'
 import * as path from 'node:path'
 import { Daemon, freePort, fusermountU, isMounted, run, sleep, waitMounted } from './proc'
 import { nodeProc, processesUp, type ProcessesUp } from './procstat'
-import { withMallocTuning } from '../../src/util'
+import { HEAP_FLAGS, withMallocTuning } from '../../src/util'
 
 const REPO = path.resolve(__dirname, '..', '..', '..')
 const BIN = path.join(REPO, 'bin', 'polyfs')
@@ -83,7 +83,8 @@ export async function setupCluster(base: string, log: (s: string) => void, onSta
   }
 
   // --profile: the nodes and the client mount run under --cpu-prof (one file per process).
-  const prof = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []
+  // The heap setting every PolyFS process gets (src/util/heap.ts), and --profile's flags.
+  const prof = [...HEAP_FLAGS, ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])]
   wp = new Daemon(process.execPath, [BIN, 'waypoint', '--listen', waypoint, '--log-level', 'warn'], env)
   onStarted?.(down)
   for (let i = 1; i <= CLUSTER_NODES; i++) {

@@ -13,7 +13,7 @@ import { setupGluster } from './gluster'
 import { setupMoosefs } from './moosefs'
 import { Daemon, fusermountU, isMounted, waitMounted } from './proc'
 import type { Proc } from './procstat'
-import { withMallocTuning } from '../../src/util'
+import { HEAP_FLAGS, withMallocTuning } from '../../src/util'
 
 export type SystemId = 'polyfs' | 'cluster' | 'gluster' | 'moosefs' | 'noop' | 'bindfs' | 'local'
 /** In column order; also the default run order. */
@@ -87,7 +87,7 @@ export async function setup(id: SystemId, o: SetupOpts): Promise<Up> {
     case 'polyfs': {
       const data = await mkEmpty(path.join(base, 'data'))
       const mnt = await mkEmpty(path.join(base, 'mnt'))
-      const node = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []
+      const node = [...HEAP_FLAGS, ...(o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [])]
       const d = new Daemon(process.execPath, [...node, path.join(REPO, 'bin', 'polyfs'), 'mount', '--local', data, mnt, '--log-level', 'warn'], withMallocTuning(process.env))
       const up = await daemonMount('polyfs', d, mnt, [base], o.log)
       // The one process is client and store at once.

@@ -12,7 +12,7 @@ import { startHttp } from '../http'
 import { ClusterKV } from '../kv'
 import { gatherPicture, series } from '../observe'
 import { RpcClients } from '../rpc'
-import { logger, setLogLevel, withMallocTuning, type Logger } from '../util'
+import { HEAP_FLAGS, logger, setLogLevel, withMallocTuning, type Logger } from '../util'
 import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
@@ -145,7 +145,7 @@ export async function runDev(a: DevArgs): Promise<void> {
   const env = withMallocTuning({ ...process.env, POLYFS_SECRET: secret })
   const start = (name: string, args: string[]) => {
     const out = openSync(path.join(logs, `${name}.log`), 'a')
-    const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', out, out], env })
+    const proc = spawn(process.execPath, [...HEAP_FLAGS, bin, ...args], { stdio: ['ignore', out, out], env })
     children.push({ name, proc })
     proc.on('exit', (code, sig) => {
       if (!stopping) log.warn({ name, code, sig }, `${name} exited; see ${path.join(logs, name + '.log')}`)

@@ -6,7 +6,7 @@ import { networkInterfaces } from 'node:os'
 import path from 'node:path'
 import { startPlugin, startPluginNode } from '../plugin'
 import { loadIdentity } from '../cluster/identity'
-import { MALLOC_TUNABLES, logger, setLogLevel } from '../util'
+import { HEAP_FLAGS, MALLOC_TUNABLES, logger, setLogLevel } from '../util'
 import { setLogNode } from '../util/log'
 import { onStopSignals } from './signals'
 
@@ -66,7 +66,7 @@ export async function runPlugin(a: PluginArgs): Promise<void> {
   setLogLevel(level)
   const log = logger('plugin')
   log.info({ advertise: c.advertise, listen: c.listen, waypoints: c.waypoints, waypointHere: c.waypointListen ?? null, socket: c.socket, mountpoint: c.mountpoint, data: c.dataDir }, 'starting the PolyFS plugin')
-  const argv = [process.argv[1], 'plugin', '--worker', '--socket', a.socket, '--mountpoint', a.mountpoint, '--data', a.data, ...(a.listen ? ['--listen', a.listen] : [])]
+  const argv = [...HEAP_FLAGS, process.argv[1], 'plugin', '--worker', '--socket', a.socket, '--mountpoint', a.mountpoint, '--data', a.data, ...(a.listen ? ['--listen', a.listen] : [])]
   let child: ChildProcess | null = null
   let stopping = false
   let delayMs = 1000

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { ClusterKV } from '../../src/kv'
 import { RpcClients, type GetClusterMapResponse } from '../../src/rpc'
 import { logger } from '../../src/util/log'
-import { withMallocTuning } from '../../src/util'
+import { HEAP_FLAGS, withMallocTuning } from '../../src/util'
 import { POLYFS, isMounted, waitFor, type Cleanup } from './mount'
 
 export const SECRET = 'test-secret-0123456789'
@@ -68,7 +68,7 @@ function makeProc(name: string, address: string, logFile: string, args: () => st
     proc: null,
     start() {
       const out = openSync(logFile, 'a')
-      p.proc = spawn(process.execPath, [POLYFS, ...args()], { stdio: ['ignore', out, out], env: withMallocTuning(env) })
+      p.proc = spawn(process.execPath, [...HEAP_FLAGS, POLYFS, ...args()], { stdio: ['ignore', out, out], env: withMallocTuning(env) })
     },
     async stop() {
       const c = p.proc

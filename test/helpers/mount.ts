@@ -4,6 +4,7 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { HEAP_FLAGS } from '../../src/util'
 
 export const REPO = path.resolve(__dirname, '../../..')
 export const POLYFS = path.join(REPO, 'bin', 'polyfs')
@@ -72,7 +73,7 @@ export async function startLocalMount(t?: Cleanup, extraArgs: string[] = [], dat
     log: () => readFileSync(logFile, 'utf8'),
     async start() {
       const out = openSync(logFile, 'a')
-      m.proc = spawn(process.execPath, [POLYFS, 'mount', '--local', dataDir, mnt, ...extraArgs], { stdio: ['ignore', out, out] })
+      m.proc = spawn(process.execPath, [...HEAP_FLAGS, POLYFS, 'mount', '--local', dataDir, mnt, ...extraArgs], { stdio: ['ignore', out, out] })
       const proc = m.proc
       let exited = false
       proc.once('exit', () => (exited = true))

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { PLUGIN_ENV } from '../../src/cli/plugin'
-import { MALLOC_TUNABLES } from '../../src/util'
+import { HEAP_FLAGS, MALLOC_TUNABLES } from '../../src/util'
 import { REPO } from '../helpers/mount'
 
 type Shape = 'string' | 'boolean' | 'number' | 'string[]' | { [key: string]: Shape } | [{ [key: string]: Shape }]
@@ -86,6 +86,12 @@ test('config.json: what PolyFS needs from Docker, and the settings docs/plugin.m
   assert.ok(m.linux.devices.some((d: { path: string }) => d.path === '/dev/fuse'))
   assert.deepEqual(m.entrypoint.slice(-2), ['/opt/polyfs/bin/polyfs', 'plugin'])
   assert.equal(m.entrypoint[0], '/usr/bin/tini', 'PID 1 reaps children')
+  // The heap setting every PolyFS process starts with (src/util/heap.ts): here, and in the
+  // first line of bin/polyfs for a node or mount started by hand.
+  const nodeAt = m.entrypoint.indexOf('/usr/bin/node')
+  assert.deepEqual(m.entrypoint.slice(nodeAt + 1, -2), [...HEAP_FLAGS], 'the plugin starts node with HEAP_FLAGS')
+  const shebang = readFileSync(path.join(REPO, 'bin', 'polyfs'), 'utf8').split('\n')[0]
+  assert.equal(shebang, `#!/usr/bin/env -S node ${HEAP_FLAGS.join(' ')}`, 'bin/polyfs starts node with HEAP_FLAGS')
   const data = m.mounts.find((x: { name: string }) => x.name === 'data')
   assert.ok(data, 'a mount named data')
   assert.equal(data.destination, '/var/lib/polyfs')

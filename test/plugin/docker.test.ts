@@ -218,7 +218,8 @@ test('docker: the managed plugin with real containers, two hosts, a restart and 
     // A crash of this host's node (the plugin's worker process): Docker would not restart a
     // dead plugin, so the plugin's supervisor starts the node again, and it keeps the FUSE mount
     // meanwhile: the running container's reads pause, they do not fail.
-    const workerOf = () => sh('pgrep', ['-f', '^/usr/bin/node /opt/polyfs/bin/polyfs plugin --worker'], { ok: false }).out.split('\n').filter(Boolean).map(Number)
+    // (node's own flags, HEAP_FLAGS, come before the script.)
+    const workerOf = () => sh('pgrep', ['-f', '^/usr/bin/node( -[^ ]+)* /opt/polyfs/bin/polyfs plugin --worker'], { ok: false }).out.split('\n').filter(Boolean).map(Number)
     const [crashed] = workerOf()
     assert.ok(crashed > 0, 'the plugin runs its node in a worker')
     process.kill(crashed, 'SIGKILL')

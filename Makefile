@@ -34,8 +34,9 @@ build: deps
 test: build
 	node --test --test-concurrency=1 $$(find dist/test -name '*.test.js' | sort)
 
+# bin/polyfs's first line starts node with HEAP_FLAGS (src/util/heap.ts).
 up: build
-	node --initial-old-space-size=128 bin/polyfs dev
+	./bin/polyfs dev
 
 # The bench's peer systems: installed without starting their services, and their systemd units
 # disabled, so glusterd and mfsmaster never start by themselves; the harness runs its own

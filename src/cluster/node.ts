@@ -15,6 +15,7 @@ import {
   encode,
   NO_OPERATION,
   rpcError,
+  type CommitOp,
   type KvRequest,
   type KvResponse,
   type KvStream,
@@ -27,6 +28,7 @@ import {
   type RpcErrorInfo,
 } from '../rpc'
 import { startHttp, type Checks, type HttpServer } from '../http'
+import { PatchError, mergePatch } from '../kv'
 import { events, gatherPicture, metrics, series, SERIES_STEP_MS, tasks } from '../observe'
 import { logger as rootLogger, type Logger } from '../util/log'
 import { RaftHost, NotLeaderError } from './host'
@@ -444,6 +446,39 @@ export class ClusterNode {
     return this.leaseTable(region).grant(this.holder(stream, region, req.leaseHolder), keys, req.leaseMs)
   }
 
+  /**
+   * A patch_commit's body as a plain commit (docs/kv.md, "Partial block writes"): each patch
+   * merged into the block as this leader has it applied, that block's version added to the
+   * reads (an entry that wrote it before this one applies makes the apply refuse with
+   * CONFLICT). The client's own writes stay first, so the leases granted on them are as before.
+   */
+  private async mergePatches(r: RegionReplica, body: CommitOp): Promise<{ body: CommitOp } | { error: ReturnType<typeof rpcError> }> {
+    const patches = body.patches ?? []
+    if (patches.length === 0) return { error: rpcError(ErrorCode.INVALID, 'patch_commit without patches') }
+    const seen = new Set<string>([...(body.writes ?? []).map((w) => w.key.toString('latin1')), ...(body.reads ?? []).map((x) => x.key.toString('latin1'))])
+    const reads = [...(body.reads ?? [])]
+    const writes = [...(body.writes ?? [])]
+    for (const p of patches) {
+      const key = p.key ?? EMPTY
+      const k = key.toString('latin1')
+      if (seen.has(k)) return { error: rpcError(ErrorCode.INVALID, `key ${key.toString('hex')} is patched and also read or written in one commit`) }
+      seen.add(k)
+      if (!keyInRegion(key, r.region)) return { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'a patched key outside the region', { region: this.descriptor(r.id) }) }
+      const v = await r.get(key)
+      let value: Buffer
+      try {
+        value = mergePatch(v?.value, (p.ranges ?? []).map((x) => ({ offset: x.offset ?? 0, data: x.data ?? EMPTY, crc: x.crc ?? 0 })))
+      } catch (err) {
+        if (!(err instanceof PatchError)) throw err
+        this.log.warn({ region: r.id, key: key.toString('hex'), err: err.message }, 'block patch refused')
+        return { error: rpcError(ErrorCode.INVALID, `key ${key.toString('hex')}: ${err.message}`) }
+      }
+      writes.push({ key, value, delete: false })
+      reads.push({ key, version: v?.version ?? 0 })
+    }
+    return { body: { reads, scans: body.scans ?? [], writes, txnId: body.txnId } }
+  }
+
   private async serveKv(req: KvRequest, stream?: KvStream): Promise<KvResponse> {
     const id = req.id
     const r = this.regions.get(req.regionId)
@@ -491,13 +526,23 @@ export class ClusterNode {
           const entries = await r.scan(s.start ?? Buffer.alloc(0), s.end ?? Buffer.alloc(0), s.limit ?? 0)
           return reply(id, { entries })
         }
-        case 'commit': {
-          if (!req.commit) return reply(id, { error: rpcError(ErrorCode.INVALID, 'commit without a body') })
-          const data = encode('RegionCommand', { epoch: cur, commit: req.commit })
+        case 'commit':
+        case 'patchCommit': {
+          const asked = req.op === 'commit' ? req.commit : req.patchCommit
+          if (!asked) return reply(id, { error: rpcError(ErrorCode.INVALID, 'commit without a body') })
+          let body: CommitOp = asked
+          const ownWrites = asked.writes ?? []
+          if (req.op === 'commit' && (body.patches?.length ?? 0) > 0) return reply(id, { error: rpcError(ErrorCode.INVALID, 'block patches belong in patch_commit (docs/protocol.md)') })
+          if (req.op === 'patchCommit') {
+            const merged = await this.mergePatches(r, body)
+            if ('error' in merged) return reply(id, { error: merged.error })
+            body = merged.body
+          }
+          const data = encode('RegionCommand', { epoch: cur, commit: { reads: body.reads, scans: body.scans, writes: body.writes, txnId: body.txnId } })
           // Leases on what it writes are revoked first (docs/metadata-leases.md); the writer's
           // own are not: it drops them itself.
           const writer = stream && req.leaseHolder ? this.holder(stream, r.id, req.leaseHolder) : null
-          const done = await this.leaseTable(r.id).beginWrite(writer, (req.commit.writes ?? []).map((w) => w.key))
+          const done = await this.leaseTable(r.id).beginWrite(writer, (body.writes ?? []).map((w) => w.key))
           let res: ApplyResult
           try {
             res = (await this.host.propose(r.id, data)) as ApplyResult
@@ -507,7 +552,7 @@ export class ClusterNode {
           // The writer knows what it wrote: a lease on it, unless another write is marked on a
           // key (granted in the same turn as the unmark, so no write comes between). The client
           // uses it only if no commit of its own at a higher index wrote the key.
-          if (res.ok) return reply(id, { index: res.index, leaseMs: writer && req.leaseMs ? this.leaseTable(r.id).grant(writer, (req.commit.writes ?? []).map((w) => w.key), req.leaseMs) : 0 })
+          if (res.ok) return reply(id, { index: res.index, leaseMs: writer && req.leaseMs ? this.leaseTable(r.id).grant(writer, ownWrites.map((w) => w.key), req.leaseMs) : 0 })
           return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
         }
         default:

@@ -5,7 +5,7 @@
 // them, so a host sees its own writes at once) and are committed in one transaction together
 // with the file's size and mtime when a bound is passed, or on flush, fsync and release.
 // Invariant: the store never holds bytes past the file's stored size; truncate trims.
-import { BLOCK_SIZE, KV, Txn, blockSpan, keys } from '../kv'
+import { BLOCK_SIZE, KV, Txn, blockSpan, keys, patchRange } from '../kv'
 import { FsError } from './errors'
 import { Node, getInode, killSuid, locate, storeAttrs, touch } from './nodes'
 import { decodeBlock, encodeBlock } from './records'
@@ -34,6 +34,14 @@ export const CAPS_XATTR = 'security.capability'
 /** Where an open file's attributes live: its single dentry, or its INODE record. */
 export type Loc = { parent: number; name: Buffer } | null
 
+/** A block written in part without its stored bytes being read (docs/posix.md, "Data and
+ * durability"): `image` holds the written bytes at their offsets, `ranges` where they are
+ * (sorted, disjoint, merged). The rest of the block is whatever the store holds. */
+export interface PartialBlock {
+  readonly image: Buffer
+  ranges: [number, number][]
+}
+
 /** One per inode with open handles; shared by all of them. */
 export class OpenFile {
   refs = 0
@@ -42,6 +50,11 @@ export class OpenFile {
   dirty = new Map<number, Buffer>()
   /** Images being committed right now (still the newest data until that commit lands). */
   inflight: Map<number, Buffer> | null = null
+  /** Block index -> the ranges written into it, not yet committed; the commit sends them as a
+   * patch the store merges. Never a block that is also in `dirty`. */
+  partial = new Map<number, PartialBlock>()
+  /** Patches being committed right now: a read of such a block waits for that commit. */
+  inflightPartial: Map<number, PartialBlock> | null = null
   flushing: Promise<void> | null = null
   /** Size including buffered writes. */
   size: number
@@ -101,7 +114,12 @@ export class OpenFile {
   }
 
   get hasPending(): boolean {
-    return this.dirty.size > 0 || this.mtime !== null || this.killSuid
+    return this.dirty.size > 0 || this.partial.size > 0 || this.mtime !== null || this.killSuid
+  }
+
+  /** Blocks buffered for the next commit, whole or in part. */
+  get pendingBlocks(): number {
+    return this.dirty.size + this.partial.size
   }
 }
 
@@ -146,6 +164,7 @@ function* pieces(offset: number, len: number): Generator<{ b: number; inBlock: n
 export async function readData(kv: KV, f: OpenFile, dst: Buffer, len: number, offset: number, readAhead = 0): Promise<number> {
   if (offset >= f.size) return 0
   const parts = [...pieces(offset, Math.min(len, f.size - offset))]
+  await settlePartials(kv, f, parts.map(({ b }) => b))
   const lastBlock = (parts[parts.length - 1] as { b: number }).b
   if (readAhead > 0) {
     // The kernel sends the reads of its own read-ahead concurrently, so they come out of
@@ -231,7 +250,8 @@ function readAhead1(kv: KV, f: OpenFile, lastBlock: number): void {
   f.aheadTo = target + 1
   for (let start = from; start <= target; start += READ_AHEAD_BATCH) {
     const blocks: number[] = []
-    for (let b = start; b <= Math.min(target, start + READ_AHEAD_BATCH - 1); b++) if (!inMemory(f, b)) blocks.push(b)
+    // Not a block written in part either: its stored bytes are about to change under us.
+    for (let b = start; b <= Math.min(target, start + READ_AHEAD_BATCH - 1); b++) if (!inMemory(f, b) && !f.partial.has(b) && f.inflightPartial?.has(b) !== true) blocks.push(b)
     if (blocks.length === 0) continue
     const ks = blocks.map((b) => keys.block(f.ino, b))
     const all = kv.getMany(ks)
@@ -246,12 +266,79 @@ function readAhead1(kv: KV, f: OpenFile, lastBlock: number): void {
   }
 }
 
+/**
+ * Makes the named blocks whole in memory before a read: waits for a commit carrying a patch
+ * of one of them, then reads the stored bytes of each partial one and lays its written ranges
+ * over them (it becomes a dirty image).
+ */
+async function settlePartials(kv: KV, f: OpenFile, blocks: readonly number[]): Promise<void> {
+  for (;;) {
+    if (f.flushing && blocks.some((b) => f.inflightPartial?.has(b) === true)) {
+      await f.flushing.catch(() => undefined)
+      continue
+    }
+    const todo = blocks.filter((b) => f.partial.has(b))
+    if (todo.length === 0) return
+    const ks = todo.map((b) => keys.block(f.ino, b))
+    const stored = await kv.getMany(ks)
+    todo.forEach((b, i) => {
+      const part = f.partial.get(b)
+      if (!part) return // a commit took it meanwhile: the next round waits for that commit
+      const image = Buffer.alloc(BLOCK_SIZE)
+      const buf = stored[i]
+      if (buf !== undefined) {
+        const data = decodeBlock(buf, ks[i] as Buffer)
+        data.copy(image, 0, 0, Math.min(data.length, BLOCK_SIZE))
+      }
+      for (const [start, end] of part.ranges) part.image.copy(image, start, start, end)
+      f.partial.delete(b)
+      f.dirty.set(b, image)
+    })
+  }
+}
+
+/** Adds [start, end) to a partial block's ranges (kept sorted, disjoint and merged). */
+function addRange(part: PartialBlock, start: number, end: number): void {
+  const out: [number, number][] = []
+  for (const [s, e] of part.ranges) {
+    if (e < start || s > end) out.push([s, e])
+    else {
+      start = Math.min(start, s)
+      end = Math.max(end, e)
+    }
+  }
+  out.push([start, end])
+  out.sort((x, y) => x[0] - y[0])
+  part.ranges = out
+}
+
 /** Buffers a write. Returns once the bytes are in the file's block images. */
 export async function writeData(kv: KV, f: OpenFile, src: Buffer, len: number, offset: number, now: Timespec): Promise<number> {
   let pos = 0
   for (const { b, inBlock, n } of pieces(offset, len)) {
     f.ahead.delete(b)
-    const image = f.dirty.get(b) ?? (await blockImage(kv, f, b, inBlock === 0 && n === BLOCK_SIZE))
+    const whole = inBlock === 0 && n === BLOCK_SIZE
+    let image = f.dirty.get(b)
+    if (!image) {
+      const part = f.partial.get(b)
+      if (part && !whole) {
+        src.copy(part.image, inBlock, pos, pos + n)
+        addRange(part, inBlock, inBlock + n)
+        pos += n
+        continue
+      }
+      if (part) f.partial.delete(b) // overwritten whole
+      else if (!whole && b * BLOCK_SIZE < f.size && !f.inflight?.has(b) && !f.clean.has(b)) {
+        // Part of a block whose stored bytes we do not hold: keep only what is written, and
+        // let the store merge it at the commit (no read now).
+        const fresh: PartialBlock = { image: Buffer.alloc(BLOCK_SIZE), ranges: [[inBlock, inBlock + n]] }
+        src.copy(fresh.image, inBlock, pos, pos + n)
+        f.partial.set(b, fresh)
+        pos += n
+        continue
+      }
+      image = await blockImage(kv, f, b, whole)
+    }
     src.copy(image, inBlock, pos, pos + n)
     pos += n
   }
@@ -295,11 +382,14 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
     return
   }
   const blocks = f.dirty
+  const partials = f.partial
   const size = f.size
   const mtime = f.mtime
   const kill = f.killSuid
   f.dirty = new Map()
   f.inflight = blocks
+  f.partial = new Map()
+  f.inflightPartial = partials
   f.mtime = null
   f.killSuid = false
   let caps: Buffer | null | undefined
@@ -308,6 +398,11 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
     for (const [b, image] of blocks) {
       const len = Math.min(BLOCK_SIZE, size - b * BLOCK_SIZE)
       if (len > 0) tx.put(keys.block(f.ino, b), encodeBlock(image.subarray(0, len)))
+    }
+    for (const [b, part] of partials) {
+      const len = Math.min(BLOCK_SIZE, size - b * BLOCK_SIZE)
+      const ranges = part.ranges.filter(([start]) => start < len).map(([start, end]) => patchRange(start, part.image.subarray(start, Math.min(end, len))))
+      if (ranges.length > 0) tx.patch(keys.block(f.ino, b), ranges)
     }
     node.attrs.size = size
     if (mtime) touch(node.attrs, mtime, true, true)
@@ -322,13 +417,26 @@ export async function flushFile(kv: KV, f: OpenFile, sync = false): Promise<void
     // Keep the committed images: the next small write to the same block (a database page)
     // then needs no read, no checksum check and no copy of the old block.
     for (const [b, image] of blocks) f.rememberClean(b, image)
+    // A patched block's merged bytes were never here; nothing read ahead of them may stay.
+    for (const b of partials.keys()) f.ahead.delete(b)
   } catch (err) {
+    // (A block in flight whole is never made partial: a write to it copies the image.)
     for (const [b, image] of blocks) if (!f.dirty.has(b)) f.dirty.set(b, image)
+    for (const [b, part] of partials) {
+      if (f.dirty.has(b)) continue // overwritten whole since
+      const newer = f.partial.get(b)
+      if (newer) for (const [start, end] of newer.ranges) {
+        newer.image.copy(part.image, start, start, end)
+        addRange(part, start, end)
+      }
+      f.partial.set(b, part)
+    }
     if (mtime && !f.mtime) f.mtime = mtime
     f.killSuid ||= kill
     throw err
   } finally {
     f.inflight = null
+    f.inflightPartial = null
     f.flushing = null
   }
 }

@@ -933,8 +933,8 @@ export class FileSystem {
     if (h.flags & 0o2000) offset = f.size // O_APPEND
     const n = await writeData(this.store, f, buf, len, offset, this.clock.now())
     if (ctx.uid !== 0) f.killSuid = true
-    if (f.dirty.size >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.store, f)
-    else if (f.dirty.size >= FLUSH_BEHIND_BLOCKS && !f.flushing) {
+    if (f.pendingBlocks >= MAX_DIRTY_BLOCKS_PER_FILE) await flushFile(this.store, f)
+    else if (f.pendingBlocks >= FLUSH_BEHIND_BLOCKS && !f.flushing) {
       // Write-behind: commit what is buffered while the writer goes on filling the next
       // batch. A failure puts the blocks back (flushFile), so the next flush, fsync or close
       // retries them and reports the error there.

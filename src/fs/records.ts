@@ -3,10 +3,11 @@
 // right after the header instead). Decoders never return bytes that failed a check: they
 // throw CorruptRecordError naming the key, which the filesystem turns into EIO.
 import { crc32c } from '@node-rs/crc32'
-import { hexKey } from '../kv'
+import { BLOCK_VALUE_HEADER, BLOCK_VALUE_TYPE, BLOCK_VALUE_VERSION, encodeBlockValue, hexKey } from '../kv'
 import { InodeFields } from './types'
 
-export const RECORD_VERSION = 1
+/** The version byte of every record (the block value's, src/kv/blockvalue.ts, is the same). */
+export const RECORD_VERSION = BLOCK_VALUE_VERSION
 export const FORMAT_VERSION = 1
 
 export const RecordType = {
@@ -15,7 +16,7 @@ export const RecordType = {
   DIRSELF: 3,
   DENTRY: 4,
   INODE: 5,
-  BLOCK: 6,
+  BLOCK: BLOCK_VALUE_TYPE,
   ORPHAN: 7,
   VOLUME: 8,
 } as const
@@ -385,16 +386,12 @@ export function decodeVolume(buf: Buffer, key?: Buffer): VolumeRecord {
   return v
 }
 
-const BLOCK_HEADER = 6
+const BLOCK_HEADER = BLOCK_VALUE_HEADER
 
-/** A data block: version, type, crc32c(data), data. The writer computes the crc once. */
+/** A data block: version, type, crc32c(data), data. The writer computes the crc once. The
+ * layout is the KV layer's block value (src/kv/blockvalue.ts), which a store can patch. */
 export function encodeBlock(data: Uint8Array): Buffer {
-  const buf = Buffer.allocUnsafe(BLOCK_HEADER + data.length)
-  buf[0] = RECORD_VERSION
-  buf[1] = RecordType.BLOCK
-  buf.writeUInt32BE(crc32c(data), 2)
-  buf.set(data, BLOCK_HEADER)
-  return buf
+  return encodeBlockValue(data)
 }
 
 /** The block's data, after checking its crc32c. Never returns unchecked bytes. */

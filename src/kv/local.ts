@@ -22,6 +22,7 @@ import { rawBatch } from '../util/leveldb'
 import { keys } from './keys'
 import { Wal, decodeOps } from './wal'
 import { Entry, KV, KvError, LIMITS, Range, Txn, TxnOptions } from './types'
+import { PatchError, PatchRange, mergePatch } from './blockvalue'
 
 type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }
 
@@ -429,6 +430,21 @@ class LocalTxn implements Txn {
 
   del(key: Buffer): void {
     this.writes.set(key.toString('latin1'), { type: 'del', key })
+  }
+
+  /** Merged at once from the store (the read joins the read set, as a get would). */
+  patch(key: Buffer, ranges: readonly PatchRange[]): void {
+    const k = key.toString('latin1')
+    if (this.writes.has(k) || this.readKeys.has(k)) throw new Error(`patch of key ${key.toString('hex')}, already read or written in this transaction`)
+    this.readKeys.add(k)
+    let merged: Buffer
+    try {
+      merged = mergePatch(this.kv.read(key), ranges)
+    } catch (err) {
+      if (err instanceof PatchError) throw new KvError('IO', `key ${key.toString('hex')}: ${err.message}`)
+      throw err
+    }
+    this.put(key, merged)
   }
 
   ops(): Op[] {

@@ -9,6 +9,7 @@ import type { Logger } from '../util/log'
 import { ErrorCode, NO_OPERATION, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
 import { LeaseCache, type LeaseRead } from './leases'
 import { KvError, LIMITS, type Entry, type KV, type Range, type ReadOptions, type Txn, type TxnOptions } from './types'
+import { PatchError, checkPatch, mergePatch, type PatchRange } from './blockvalue'
 
 export interface ClusterKVOptions {
   readonly clients: RpcClients
@@ -24,7 +25,7 @@ export interface ClusterKVOptions {
   readonly leaseMs?: number
 }
 
-type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'getMany' | 'leaseMs' | 'leaseHolder'>
+type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'patchCommit' | 'getMany' | 'leaseMs' | 'leaseHolder'>
 
 /** The read lease asked for by default (the leader grants at most its own bound, 1 s). */
 export const LEASE_MS = 1000
@@ -99,6 +100,8 @@ export class ClusterKV implements KV {
   cacheHits = 0
   /** A node answered get_many as an unknown request: one get per key from then on. */
   private noGetMany = false
+  /** A node answered patch_commit as no operation (it predates it): merge patches here. */
+  private noPatchCommit = false
   readonly cache = new ReadCache()
   /** Transaction ids: 8 random bytes for this client, then a counter (randomBytes per commit
    * was a tenth of the client's CPU). Unique per commit, so a retry is recognised as one. */
@@ -455,11 +458,13 @@ export class ClusterKV implements KV {
 
   /** Sends a commit for the region holding every key of it. On success the written keys enter
    * the read cache at the commit's index (their version); on any failure they leave it. */
-  async commit(body: { reads: { key: Buffer; version: number }[]; scans: ScanCheck[]; writes: { key: Buffer; value?: Buffer; delete: boolean }[] }): Promise<void> {
-    const first = body.writes[0]?.key ?? body.reads[0]?.key ?? body.scans[0]?.start
+  async commit(body: { reads: { key: Buffer; version: number }[]; scans: ScanCheck[]; writes: { key: Buffer; value?: Buffer; delete: boolean }[]; patches?: { key: Buffer; ranges: readonly PatchRange[] }[] }): Promise<void> {
+    if (body.patches?.length && this.noPatchCommit) body = await this.mergeHere(body)
+    const patches = body.patches ?? []
+    const first = body.writes[0]?.key ?? patches[0]?.key ?? body.reads[0]?.key ?? body.scans[0]?.start
     if (!first) return
     const r = this.locate(first)
-    const all = [...body.writes.map((w) => w.key), ...body.reads.map((x) => x.key), ...body.scans.map((s) => s.start)]
+    const all = [...body.writes.map((w) => w.key), ...patches.map((p) => p.key), ...body.reads.map((x) => x.key), ...body.scans.map((s) => s.start)]
     if (r && all.some((k) => !keyInRegion(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
     const txnId = this.nextTxnId()
     let index = 0
@@ -469,7 +474,19 @@ export class ClusterKV implements KV {
     const sentAt = this.leases.time()
     let leaseMs = 0
     try {
-      const { res } = await this.request(first, { op: 'commit', commit: { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId }, leaseHolder: this.holder, leaseMs: this.leaseMs })
+      const commit = { reads: body.reads, scans: body.scans, writes: body.writes.map((w) => ({ key: w.key, value: w.value ?? Buffer.alloc(0), delete: w.delete })), txnId }
+      // Patches ride their own op (docs/protocol.md): a node that predates them refuses it.
+      const req = patches.length > 0 ? { op: 'patchCommit' as const, patchCommit: { ...commit, patches: patches.map((p) => ({ key: p.key, ranges: [...p.ranges] })) } } : { op: 'commit' as const, commit }
+      let res: KvResponse
+      try {
+        ;({ res } = await this.request(first, { ...req, leaseHolder: this.holder, leaseMs: this.leaseMs }))
+      } catch (err) {
+        if (!(patches.length > 0 && err instanceof KvError && err.code === 'IO' && err.message.endsWith(`${ErrorCode.INVALID}: ${NO_OPERATION}`))) throw err
+        // A node from before patch_commit (nothing was written): merge here, as it used to be.
+        this.noPatchCommit = true
+        this.opts.logger.info('a node does not know patch_commit; reading blocks to merge partial writes here')
+        return await this.commit(await this.mergeHere(body))
+      }
       index = res.index
       leaseMs = res.leaseMs ?? 0
     } finally {
@@ -479,7 +496,27 @@ export class ClusterKV implements KV {
         if (index > 0) this.cache.set(k, w.delete ? undefined : w.value ?? Buffer.alloc(0), w.delete ? 0 : index)
         else this.cache.drop(k)
       }
+      // The merged blocks were never here.
+      for (const p of patches) this.cache.drop(p.key.toString('latin1'))
     }
+  }
+
+  /** The commit with its patches merged here: each block read (its version joins the reads)
+   * and written whole. For nodes that predate patch_commit. */
+  private async mergeHere(body: { reads: { key: Buffer; version: number }[]; scans: ScanCheck[]; writes: { key: Buffer; value?: Buffer; delete: boolean }[]; patches?: { key: Buffer; ranges: readonly PatchRange[] }[] }): Promise<typeof body> {
+    const reads = [...body.reads]
+    const writes = [...body.writes]
+    for (const p of body.patches ?? []) {
+      const v = await this.getVersioned(p.key)
+      try {
+        writes.push({ key: p.key, value: mergePatch(v?.value, p.ranges), delete: false })
+      } catch (err) {
+        if (err instanceof PatchError) throw new KvError('IO', `key ${p.key.toString('hex')}: ${err.message}`)
+        throw err
+      }
+      reads.push({ key: p.key, version: v?.version ?? 0 })
+    }
+    return { reads, scans: body.scans, writes }
   }
 
   private nextTxnId(): Buffer {
@@ -511,12 +548,15 @@ class ClusterTxn implements Txn {
   private readonly reads = new Map<string, { key: Buffer; version: number; value: Buffer | undefined; cached: boolean }>()
   private readonly scans: ScanCheck[] = []
   private readonly writes = new Map<string, { key: Buffer; value: Buffer | null }>()
+  /** Block patches the leader merges (docs/kv.md, "Partial block writes"). */
+  private readonly patches = new Map<string, { key: Buffer; ranges: readonly PatchRange[] }>()
   private writeBytes = 0
 
   constructor(private readonly kv: ClusterKV, private readonly useCache: boolean) {}
 
   async get(key: Buffer): Promise<Buffer | undefined> {
     const k = key.toString('latin1')
+    if (this.patches.has(k)) throw new Error(`get of key ${key.toString('hex')}, patched in this transaction`)
     const w = this.writes.get(k)
     if (w) return w.value ?? undefined
     const r = this.reads.get(k)
@@ -574,16 +614,32 @@ class ClusterTxn implements Txn {
     this.writes.set(key.toString('latin1'), { key, value: null })
   }
 
+  patch(key: Buffer, ranges: readonly PatchRange[]): void {
+    const k = key.toString('latin1')
+    if (this.writes.has(k) || this.reads.has(k) || this.patches.has(k)) throw new Error(`patch of key ${key.toString('hex')}, already read or written in this transaction`)
+    if (key.length > LIMITS.keyBytes) throw new KvError('TOO_LARGE', `key of ${key.length} bytes`)
+    try {
+      checkPatch(ranges)
+    } catch (err) {
+      if (err instanceof PatchError) throw new KvError('IO', `key ${key.toString('hex')}: ${err.message}`)
+      throw err
+    }
+    for (const r of ranges) this.writeBytes += r.data.length
+    this.writeBytes += key.length
+    if (this.writeBytes > LIMITS.txnWriteBytes) throw new KvError('TOO_LARGE', 'transaction too large')
+    this.patches.set(k, { key, ranges })
+  }
+
   async commit(): Promise<void> {
     const reads = [...this.reads.values()].map(({ key, version }) => ({ key, version }))
     // A read-only transaction of one fresh read (or one scan) is a single linearizable read
     // already; a cached read is confirmed by reading it again.
-    if (this.writes.size === 0 && reads.length + this.scans.length <= 1) {
+    if (this.writes.size === 0 && this.patches.size === 0 && reads.length + this.scans.length <= 1) {
       const only = [...this.reads.values()][0]
       if (only?.cached && ((await this.kv.getVersioned(only.key))?.version ?? 0) !== only.version) throw new KvError('CONFLICT', 'a cached read was stale')
       return
     }
     const writes = [...this.writes.values()].map((w) => ({ key: w.key, value: w.value ?? undefined, delete: w.value === null }))
-    await this.kv.commit({ reads, scans: this.scans, writes })
+    await this.kv.commit({ reads, scans: this.scans, writes, patches: [...this.patches.values()] })
   }
 }

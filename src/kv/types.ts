@@ -1,6 +1,7 @@
 // The transactional key-value interface the filesystem is written against (docs/kv.md).
 // LocalKV implements it on one classic-level store; the cluster's client will implement it
 // over regions. Keys and values are Buffers; ranges are [start, end).
+import type { PatchRange } from './blockvalue'
 
 export interface Entry {
   readonly key: Buffer
@@ -21,6 +22,11 @@ export interface Txn {
   scan(range: Range): Promise<Entry[]>
   put(key: Buffer, value: Buffer): void
   del(key: Buffer): void
+  /** Writes `ranges` into the block value at `key` where the store holds it (docs/kv.md,
+   * "Partial block writes"): the merge reads the key (its version joins the read set) without
+   * sending it to this client. The key may not be read, put or deleted in the same
+   * transaction. Kept, not copied, like put's value. */
+  patch(key: Buffer, ranges: readonly PatchRange[]): void
 }
 
 export interface TxnOptions {

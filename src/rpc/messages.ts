@@ -393,12 +393,14 @@ export interface KvRequest {
   id: number
   regionId: number
   epoch?: RegionEpoch
-  op?: 'get' | 'scan' | 'commit' | 'getMany' | 'release'
+  op?: 'get' | 'scan' | 'commit' | 'getMany' | 'release' | 'patchCommit'
   get?: GetOp
   scan?: ScanOp
   commit?: CommitOp
   getMany?: GetManyOp
   release?: ReleaseOp
+  /** A commit with block patches (docs/kv.md, "Partial block writes"). */
+  patchCommit?: CommitOp
   /** Read leases (docs/metadata-leases.md): asked for by get/get_many (ms, 0: none). */
   leaseMs?: number
   /** The client's lease identity (random per client); 0: none. */
@@ -459,6 +461,19 @@ export interface CommitOp {
   writes: Write[]
   /** Chosen by the client once per attempt: a retried commit gets the first outcome back. */
   txnId: Buffer
+  /** Only in patchCommit; never in a RegionCommand (decoded: always an array). */
+  patches?: BlockPatch[]
+}
+
+export interface PatchRange {
+  offset: number
+  data: Buffer
+  crc: number
+}
+
+export interface BlockPatch {
+  key: Buffer
+  ranges: PatchRange[]
 }
 
 export interface KvEntry {
@@ -551,6 +566,8 @@ export interface MessageTypes {
   ScanCheck: ScanCheck
   Write: Write
   CommitOp: CommitOp
+  PatchRange: PatchRange
+  BlockPatch: BlockPatch
   KvEntry: KvEntry
   KvResponse: KvResponse
   RegionCommand: RegionCommand

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process'
 import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
+import { decodeBlock } from '../../src/fs/records'
+import { patchRange } from '../../src/kv'
 import { RpcClients, encode, type KvRequest } from '../../src/rpc'
 import { SECRET, dumpLogs, fullyReplicated, startCluster, startNodes } from '../helpers/cluster'
 import { waitFor } from '../helpers/mount'
@@ -112,6 +114,27 @@ test('cluster: bad input to a node gets a clear error and changes nothing', asyn
   // A join claiming another cluster is refused.
   const other = await good.master(n.address).join({ clusterId: 'another-cluster', nodeId: 0, address: '127.0.0.99:1', joinToken: 't', capacityBytes: 1, freeBytes: 1 })
   assert.equal(other.error?.code, 'CLUSTER_MISMATCH')
+
+  // Block patches (docs/kv.md, "Partial block writes"): one failing its crc, one outside a
+  // block, patches inside a plain commit, a key both patched and written: refused, nothing written.
+  const range = (offset: number, data: Buffer) => patchRange(offset, data)
+  const patchCommit = (patches: { key: Buffer; ranges: { offset: number; data: Buffer; crc: number }[] }[], writes: { key: Buffer; value: Buffer; delete: boolean }[] = []) =>
+    ({ id: 4, regionId: region.id, epoch: region.epoch, op: 'patchCommit', patchCommit: { reads: [], scans: [], writes, txnId: Buffer.alloc(16, 8), patches } }) as KvRequest
+  const badCrc = await good.kvUnary(n.address).call(patchCommit([{ key, ranges: [{ ...range(0, Buffer.from('abc')), crc: 1 }] }]))
+  assert.equal(badCrc.error?.code, 'INVALID')
+  assert.match(badCrc.error?.message ?? '', /fails its checksum/)
+  const outside = await good.kvUnary(n.address).call(patchCommit([{ key, ranges: [range(16 * 1024 - 1, Buffer.from('ab'))] }]))
+  assert.equal(outside.error?.code, 'INVALID')
+  const inPlain = await good.kvUnary(n.address).call({ id: 5, ...commit(Buffer.from('x')), commit: { ...commit(Buffer.from('x')).commit, patches: [{ key, ranges: [range(0, Buffer.from('a'))] }] } } as KvRequest)
+  assert.equal(inPlain.error?.code, 'INVALID')
+  const twice = await good.kvUnary(n.address).call(patchCommit([{ key, ranges: [range(0, Buffer.from('a'))] }], [{ key, value: Buffer.from('x'), delete: false }]))
+  assert.equal(twice.error?.code, 'INVALID')
+  // A sound one is merged by the leader into a block the filesystem's reader accepts.
+  const blockKey = Buffer.from('patch-probe')
+  const merged = await good.kvUnary(n.address).call(patchCommit([{ key: blockKey, ranges: [range(4, Buffer.from('tail')), range(0, Buffer.from('head'))] }]))
+  assert.equal(merged.error, undefined)
+  const stored = await good.kvUnary(n.address).call({ id: 6, regionId: region.id, epoch: region.epoch, op: 'get', get: { key: blockKey } } as KvRequest)
+  assert.equal(decodeBlock(stored.value).toString(), 'headtail')
 
   // Nothing changed: the key is still absent and the cluster still has one node.
   assert.equal(await probe(), false)

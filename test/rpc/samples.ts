@@ -11,11 +11,13 @@ const nodeInfo = { nodeId: 2, address: '127.0.0.1:7002', state: 'NODE_UP' as con
 const masterInfo = { leader: addr(1), term: 9, voters: [1, 2, 3], learners: [5] }
 const settings = { dataReplicas: 3, maxMasters: 5, memberReplaceAfterMs: 1_800_000, downAfterMs: 10_000 }
 const keyVersion = { key: b('k1'), version: 42 }
+const blockPatch = { key: b('blk'), ranges: [{ offset: 0, data: b('ab'), crc: 1 }, { offset: 16000, data: b('cd'), crc: 2 }] }
 const commit = {
   reads: [keyVersion],
   scans: [{ start: b('a'), end: b('b'), limit: 10, seen: [keyVersion] }],
   writes: [{ key: b('k2'), value: b('v2'), delete: false }, { key: b('k3'), value: Buffer.alloc(0), delete: true }],
   txnId: b('txn-1'),
+  patches: [],
 }
 const entry = { term: 5, index: 2 ** 53 - 1, type: 'ENTRY_CONF_CHANGE' as const, data: b('payload') }
 const raftMessage = {
@@ -125,7 +127,9 @@ export const SAMPLES: { [N in MessageName]: MessageTypes[N] } = {
   KeyVersion: keyVersion,
   ScanCheck: { start: b('a'), end: b('b'), limit: 0, seen: [] },
   Write: { key: b('k'), value: b('v'), delete: false },
-  CommitOp: commit,
+  CommitOp: { ...commit, patches: [blockPatch] },
+  PatchRange: { offset: 4096, data: b('patch'), crc: 0xdeadbeef },
+  BlockPatch: blockPatch,
   KvEntry: { key: b('k'), value: b('v'), version: 3 },
   KvResponse: { id: 12, error: errorInfo, found: true, value: b('v'), version: 3, entries: [{ key: b('k'), value: b('v'), version: 3 }], index: 44, leaseMs: 500 },
   RegionCommand: { epoch, cmd: 'commit', commit },

@@ -959,10 +959,16 @@ function hasRecord(seq: number, buf: Buffer): boolean {
 }
 
 function nonZeroEnd(buf: Buffer, from: number): number {
-  let last = buf.length - 1;
+  // Whole chunks of zeros are skipped with a native compare (a byte loop over a mostly empty
+  // 64 MiB segment took ~0.5 s of a restart); the last chunk with data is searched bytewise.
+  let end = buf.length;
+  while (end - from >= ZERO_CHUNK.length && buf.compare(ZERO_CHUNK, 0, ZERO_CHUNK.length, end - ZERO_CHUNK.length, end) === 0) end -= ZERO_CHUNK.length;
+  let last = end - 1;
   while (last >= from && buf[last] === 0) last--;
   return Math.max(from, last + 1);
 }
+
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
 
 /** Makes a rename or unlink in `dir` durable. */
 function syncDir(dir: string): void {

@@ -6,6 +6,10 @@
 // (no grants on them from then), revokes every other holder's lease on them, and proceeds
 // once each has released or its lease has run out. A new leader knows nothing of its
 // predecessor's grants, so it proposes no write until one longest lease after it took over.
+//
+// A range lease ([start, end), a directory's entries) is the same promise for every key in the
+// range, present or not: a write by another holder into it revokes it. The writer's own range
+// leases stay: its client keeps its copy of the range in step with what it writes.
 
 /** A lease holder: a client on one session stream (identity, by object). */
 export interface LeaseHolder {
@@ -24,9 +28,19 @@ interface Revoking {
   resolve(): void
 }
 
+interface RangeLease {
+  readonly holder: LeaseHolder
+  /** [start, end) as latin1 strings (their order is the bytes' order). */
+  readonly start: string
+  readonly end: string
+  until: number
+}
+
 export class LeaseTable {
   /** key (latin1) -> holder -> when its lease ends (leader's clock). */
   private readonly byKey = new Map<string, Map<LeaseHolder, number>>()
+  /** Range leases, unordered (few: one per directory a client looks names up in). */
+  private ranges: RangeLease[] = []
   /** Keys with a write marked (count of writes). No grants on them. */
   private readonly writing = new Map<string, number>()
   private readonly revoking = new Map<number, Revoking & { holder: LeaseHolder; keys: string[] }>()
@@ -46,6 +60,7 @@ export class LeaseTable {
   /** Leadership changed (gained or lost): forget every grant; wait out the old ones. */
   reset(): void {
     this.byKey.clear()
+    this.ranges = []
     for (const r of this.revoking.values()) r.resolve()
     this.revoking.clear()
     this.writableAt = this.clock.now() + this.maxMs
@@ -66,6 +81,24 @@ export class LeaseTable {
       if (!m) this.byKey.set(k, (m = new Map()))
       m.set(holder, Math.max(until, m.get(holder) ?? 0))
     }
+    return len
+  }
+
+  /** Grants `holder` a lease of up to `ms` on every key in [start, end), present or not, or
+   * none (0) when a write is marked on a key in it. Call it before the range is read. */
+  grantRange(holder: LeaseHolder, start: Buffer, end: Buffer, ms: number): number {
+    const len = Math.min(ms, this.maxMs)
+    if (len <= 0) return 0
+    const lo = start.toString('latin1')
+    const hi = end.toString('latin1')
+    if (lo >= hi) return 0
+    for (const k of this.writing.keys()) if (k >= lo && k < hi) return 0
+    const now = this.clock.now()
+    this.sweep(now)
+    const until = now + len
+    const same = this.ranges.find((r) => r.holder === holder && r.start === lo && r.end === hi)
+    if (same) same.until = Math.max(same.until, until)
+    else this.ranges.push({ holder, start: lo, end: hi, until })
     return len
   }
 
@@ -106,6 +139,17 @@ export class LeaseTable {
         }
         if (m.size === 0) this.byKey.delete(k)
       }
+      // Other holders' range leases over any of the keys: revoked by the keys written in them.
+      for (const r of this.ranges) {
+        if (r.holder === writer) continue
+        if (r.until <= now) continue
+        const inside = ks.filter((k) => k >= r.start && k < r.end)
+        if (inside.length === 0) continue
+        let e = held.get(r.holder)
+        if (!e) held.set(r.holder, (e = { keys: [], until: r.until }))
+        for (const k of inside) if (!e.keys.includes(k)) e.keys.push(k)
+        e.until = Math.max(e.until, r.until)
+      }
       await Promise.all([...held].map(([h, e]) => this.revokeOne(h, e.keys, e.until)))
       return end
     } catch (err) {
@@ -126,6 +170,11 @@ export class LeaseTable {
   /** Keys with a lease (for tests and status). */
   get leasedKeys(): number {
     return this.byKey.size
+  }
+
+  /** Range leases registered (for tests). */
+  get leasedRanges(): number {
+    return this.ranges.length
   }
 
   private async revokeOne(h: LeaseHolder, keys: string[], until: number): Promise<void> {
@@ -154,6 +203,8 @@ export class LeaseTable {
       m.delete(h)
       if (m.size === 0) this.byKey.delete(k)
     }
+    // The holder drops every range holding one of the keys (the client does the same).
+    this.ranges = this.ranges.filter((r) => r.holder !== h || !keys.some((k) => k >= r.start && k < r.end))
   }
 
   /** Drops expired leases now and then, so the table is bounded by what is live. */
@@ -164,5 +215,6 @@ export class LeaseTable {
       for (const [h, until] of m) if (until <= now) m.delete(h)
       if (m.size === 0) this.byKey.delete(k)
     }
+    this.ranges = this.ranges.filter((r) => r.until > now)
   }
 }

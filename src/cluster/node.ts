@@ -522,9 +522,18 @@ export class ClusterNode {
           const s = req.scan
           if (!s) return reply(id, { error: rpcError(ErrorCode.INVALID, 'scan without a range') })
           if (!keyInRegion(s.start ?? Buffer.alloc(0), r.region)) return reply(id, { error: rpcError(ErrorCode.KEY_NOT_IN_REGION, 'scan start outside the region', { region: this.descriptor(r.id) }) })
+          const start = s.start ?? Buffer.alloc(0)
+          const end = s.end ?? Buffer.alloc(0)
+          const limit = s.limit ?? 0
+          // A range lease (docs/metadata-leases.md, "Directory leases"): only on a range this
+          // region holds whole, registered before the read; an answer cut by its limit is not
+          // the whole range, so it is not leased (the stray registration only costs a revoke).
+          const endKey = r.region.endKey ?? Buffer.alloc(0)
+          const whole = end.length > 0 && (endKey.length === 0 || Buffer.compare(end, endKey) <= 0)
+          const leaseMs = whole && stream && req.leaseMs && req.leaseHolder ? this.leaseTable(r.id).grantRange(this.holder(stream, r.id, req.leaseHolder), start, end, req.leaseMs) : 0
           await this.host.readBarrier(r.id)
-          const entries = await r.scan(s.start ?? Buffer.alloc(0), s.end ?? Buffer.alloc(0), s.limit ?? 0)
-          return reply(id, { entries })
+          const entries = await r.scan(start, end, limit)
+          return reply(id, { entries, leaseMs: limit > 0 && entries.length >= limit ? 0 : leaseMs })
         }
         case 'commit':
         case 'patchCommit': {

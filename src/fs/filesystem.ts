@@ -69,7 +69,8 @@ export interface FsOptions {
   readAhead?: number
 }
 
-const LEASED = { lease: true } as const
+/** Leased reads; a directory entry's read leases its whole directory (docs/metadata-leases.md). */
+const LEASED = { lease: true, rangeOf: keys.dentryRangeOf } as const
 
 /** The default read-ahead on a cluster mount. */
 export const READ_AHEAD_SHARED = 8 * 1024 * 1024

@@ -122,7 +122,13 @@ export const keys = {
     const start = makeKey(Kind.DENTRY, u64(parent))
     return { start, end: prefixEnd(start) }
   },
-  /** [start, end) covering every ORPHAN marker. */
+  /** The dentryRange of the directory a DENTRY key is in; undefined for any other key. */
+  dentryRangeOf: (key: Buffer): { start: Buffer; end: Buffer } | undefined => {
+    if (key.length < 17 || key[8] !== Kind.DENTRY) return undefined
+    const start = key.subarray(0, 17)
+    return { start, end: prefixEnd(start) }
+  },
+    /** [start, end) covering every ORPHAN marker. */
   orphanRange: (): { start: Buffer; end: Buffer } => {
     const start = makeKey(Kind.ORPHAN, ORPHAN_PARTITION)
     return { start, end: prefixEnd(start) }

@@ -14,6 +14,12 @@
 // carried a lease: an older commit's lease may predate a newer one of ours, which the leader
 // does not revoke (the seeded model test found exactly that).
 
+// A range lease (a directory's entries) is kept as the scan that got it: every key in the range
+// is answered from it, present or absent, while no commit of ours into the range is on its
+// way. When that commit is answered applied, its writes go into the range (nobody else wrote
+// there: the leader would have revoked the range first); any other outcome, or a second commit
+// of ours into the range while one is on its way, drops the range.
+
 /** The fraction of a granted lease this client uses (the rest covers clock-rate drift). */
 export const LEASE_USE = 0.9
 /** And a fixed margin (ms). */
@@ -43,7 +49,44 @@ export interface LeaseRead {
   readonly voided: Set<string>
 }
 
+/** A range read under a range lease. */
+interface CachedRange {
+  readonly start: string
+  readonly end: string
+  /** The keys present, with their values. */
+  readonly values: Map<string, Buffer>
+  readonly until: number
+  bytes: number
+  /** Commits of ours into the range on their way (0 or 1: a second drops the range). */
+  writing: number
+}
+
+/** A leased range scan on its way. */
+export interface RangeRead {
+  readonly sentAt: number
+  readonly start: string
+  readonly end: string
+  /** A commit of ours into the range was on its way when it was sent or started since, or a
+   * revoke named a key in it since: its answer is not cached. */
+  voided: boolean
+}
+
+/** Ranges kept at most (each a directory). */
+const MAX_RANGES = 64
+/** A range whose scan got no lease (too large, an old node, a write in the way) is read key by
+ * key for this long (ms) before its scan is tried again: one scan a second at most. */
+export const RANGE_RETRY_MS = 1_000
+
+function within(k: string, lo: string, hi: string): boolean {
+  return k >= lo && k < hi
+}
+
 export class LeaseCache {
+  private ranges: CachedRange[] = []
+  private rangeBytes = 0
+  private readonly rangeReads = new Set<RangeRead>()
+  /** Ranges not to scan again before the time given (start -> ms). */
+  private readonly rangeRefused = new Map<string, number>()
   private readonly map = new Map<string, Cached>()
   private bytes = 0
   /** Commits of ours in flight, per key, and what their answers said so far. */
@@ -55,6 +98,7 @@ export class LeaseCache {
     private readonly now: () => number,
     private readonly maxEntries = 16_384,
     private readonly maxBytes = 8 * 1024 * 1024,
+    private readonly rangeRetryMs = RANGE_RETRY_MS,
   ) {}
 
   /** The cached answer for `key` ({ value } with value undefined: absent), or null. */
@@ -67,6 +111,75 @@ export class LeaseCache {
     }
     this.hits++
     return c
+  }
+
+  /** The answer for `key` from a leased range: { value } (undefined: absent); 'busy' when a
+   * range holds it but a commit of ours into that range is on its way (ask the leader); null
+   * when no live range holds it. */
+  lookupRange(key: string): { value: Buffer | undefined } | 'busy' | null {
+    const now = this.now()
+    for (const r of this.ranges) {
+      if (!within(key, r.start, r.end)) continue
+      if (r.until <= now) {
+        this.dropRange(r)
+        return null
+      }
+      if (r.writing > 0) return 'busy'
+      this.hits++
+      return { value: r.values.get(key) }
+    }
+    return null
+  }
+
+  /** Whether a leased scan of [start, end) is worth sending now (no recent refusal). */
+  rangeWanted(start: string): boolean {
+    const t = this.rangeRefused.get(start)
+    if (t === undefined) return true
+    if (t > this.now()) return false
+    this.rangeRefused.delete(start)
+    return true
+  }
+
+  beginRangeRead(start: string, end: string): RangeRead {
+    let voided = false
+    for (const k of this.writing.keys()) if (within(k, start, end)) voided = true
+    const r: RangeRead = { sentAt: this.now(), start, end, voided }
+    this.rangeReads.add(r)
+    return r
+  }
+
+  /** The range scan's answer: every key present in [start, end) with its value, the whole
+   * range when leaseMs > 0 (0: no lease; the range is not scanned again for a while). */
+  endRangeRead(r: RangeRead, present: readonly { key: string; value: Buffer }[], leaseMs: number): void {
+    this.rangeReads.delete(r)
+    if (leaseMs <= 0) {
+      if (this.rangeRefused.size >= 4096) this.rangeRefused.clear()
+      this.rangeRefused.set(r.start, this.now() + this.rangeRetryMs)
+      return
+    }
+    if (r.voided) return
+    const until = r.sentAt + leaseMs * LEASE_USE - LEASE_MARGIN_MS
+    if (until <= this.now()) return
+    for (const old of this.ranges.filter((x) => x.start < r.end && r.start < x.end)) this.dropRange(old)
+    const values = new Map<string, Buffer>()
+    let bytes = 0
+    for (const e of present) {
+      values.set(e.key, e.value)
+      bytes += e.key.length + e.value.length
+    }
+    if (bytes > this.maxBytes / 4) return
+    this.ranges.push({ start: r.start, end: r.end, values, until, bytes, writing: 0 })
+    this.rangeBytes += bytes
+    while (this.ranges.length > MAX_RANGES || this.rangeBytes > this.maxBytes) this.dropRange(this.ranges[0] as CachedRange)
+  }
+
+  abortRangeRead(r: RangeRead): void {
+    this.rangeReads.delete(r)
+  }
+
+  /** Ranges held (for tests). */
+  get rangeCount(): number {
+    return this.ranges.length
   }
 
   beginRead(keys: readonly string[]): LeaseRead {
@@ -95,6 +208,12 @@ export class LeaseCache {
 
   /** A commit of ours that writes `keys` is about to be sent. */
   beginWrite(keys: readonly string[]): void {
+    for (const r of [...this.ranges]) {
+      if (!keys.some((k) => within(k, r.start, r.end))) continue
+      if (r.writing > 0) this.dropRange(r)
+      else r.writing++
+    }
+    for (const rr of this.rangeReads) if (keys.some((k) => within(k, rr.start, rr.end))) rr.voided = true
     for (const k of keys) {
       this.drop(k)
       const w = this.writing.get(k)
@@ -110,6 +229,28 @@ export class LeaseCache {
    * run's is cached, if it came with a lease, no revoke named the key meanwhile, and no
    * commit's outcome was unknown. */
   endWrite(keys: readonly string[], written?: { values: readonly (Buffer | undefined)[]; leaseMs: number; sentAt: number; index: number }): void {
+    for (const r of [...this.ranges]) {
+      const inside = keys.map((k, i) => i).filter((i) => within(keys[i] as string, r.start, r.end))
+      if (inside.length === 0) continue
+      if (r.writing > 0) r.writing--
+      if (!written) {
+        this.dropRange(r)
+        continue
+      }
+      for (const i of inside) {
+        const k = keys[i] as string
+        const prev = r.values.get(k)
+        if (prev) r.bytes -= k.length + prev.length
+        if (prev) this.rangeBytes -= k.length + prev.length
+        const v = written.values[i]
+        if (v === undefined) r.values.delete(k)
+        else {
+          r.values.set(k, v)
+          r.bytes += k.length + v.length
+          this.rangeBytes += k.length + v.length
+        }
+      }
+    }
     keys.forEach((k, i) => {
       const w = this.writing.get(k)
       if (!w) return
@@ -133,6 +274,8 @@ export class LeaseCache {
 
   /** The leader revoked our leases on `keys`. */
   revoke(keys: readonly string[]): void {
+    for (const r of [...this.ranges]) if (keys.some((k) => within(k, r.start, r.end))) this.dropRange(r)
+    for (const rr of this.rangeReads) if (keys.some((k) => within(k, rr.start, rr.end))) rr.voided = true
     for (const k of keys) {
       this.drop(k)
       for (const r of this.reads) r.voided.add(k)
@@ -153,6 +296,13 @@ export class LeaseCache {
     this.map.set(key, { value, until })
     this.bytes += n
     while (this.map.size > this.maxEntries || this.bytes > this.maxBytes) this.drop(this.map.keys().next().value as string)
+  }
+
+  private dropRange(r: CachedRange): void {
+    const i = this.ranges.indexOf(r)
+    if (i < 0) return
+    this.ranges.splice(i, 1)
+    this.rangeBytes -= r.bytes
   }
 
   private drop(key: string): void {

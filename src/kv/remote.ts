@@ -27,6 +27,9 @@ export interface ClusterKVOptions {
 
 type Op = Pick<KvRequest, 'op' | 'get' | 'scan' | 'commit' | 'patchCommit' | 'getMany' | 'leaseMs' | 'leaseHolder'>
 
+/** Entries a directory lease's scan asks for at most: a larger directory is read key by key
+ * (docs/metadata-leases.md, "Directory leases"). */
+const RANGE_SCAN_LIMIT = 1024
 /** The read lease asked for by default (the leader grants at most its own bound, 1 s). */
 export const LEASE_MS = 1000
 
@@ -308,10 +311,65 @@ export class ClusterKV implements KV {
 
   async get(key: Buffer, o?: ReadOptions): Promise<Buffer | undefined> {
     if (o?.lease) {
-      const hit = this.leases.lookup(key.toString('latin1'))
+      const k = key.toString('latin1')
+      const hit = this.leases.lookup(k)
       if (hit) return hit.value
+      const range = this.leaseMs > 0 ? o.rangeOf?.(key) : undefined
+      if (range) {
+        const held = this.fromRange(k)
+        if (held !== null && held !== 'busy') return held.value
+        if (held === null && this.leases.rangeWanted(range.start.toString('latin1'))) {
+          const got = await this.getViaRange(key, range)
+          if (got) return got.value
+        }
+      }
     }
     return (await this.getVersioned(key, o))?.value
+  }
+
+  /** A key's answer from a leased range (LeaseCache.lookupRange). A name found absent is
+   * usually read next by the transaction that creates it: it enters the read cache as absent
+   * (version 0), as a get's answer would have (checked at the commit in any case). */
+  private fromRange(k: string): { value: Buffer | undefined } | 'busy' | null {
+    const held = this.leases.lookupRange(k)
+    if (held !== null && held !== 'busy' && held.value === undefined && !this.cache.get(k)) this.cache.set(k, undefined, 0)
+    return held
+  }
+
+  /**
+   * A leased get of `key` sent as a leased scan of the whole range it belongs to (one request,
+   * as the get would be), so that the range's other keys, present or not, are answered here
+   * while the lease lasts (docs/metadata-leases.md, "Directory leases"). Null when the range
+   * is not one region's or is larger than RANGE_SCAN_LIMIT: the caller gets the key alone.
+   */
+  private async getViaRange(key: Buffer, range: { start: Buffer; end: Buffer }): Promise<{ value: Buffer | undefined } | null> {
+    const within = (r: RegionDescriptor | undefined) => !!r && keyInRegion(key, r) && keyInRegion(range.start, r) && (!r.endKey || r.endKey.length === 0 || Buffer.compare(range.end, r.endKey) <= 0)
+    if (!within(this.locate(range.start))) return null
+    const rr = this.leases.beginRangeRead(range.start.toString('latin1'), range.end.toString('latin1'))
+    let res: KvResponse
+    let region: RegionDescriptor
+    try {
+      ;({ res, region } = await this.request(range.start, { op: 'scan', scan: { start: range.start, end: range.end, limit: RANGE_SCAN_LIMIT }, leaseMs: this.leaseMs, leaseHolder: this.holder }))
+    } catch (err) {
+      this.leases.abortRangeRead(rr)
+      throw err
+    }
+    const entries = res.entries ?? []
+    if (entries.length >= RANGE_SCAN_LIMIT || !within(region)) {
+      this.leases.endRangeRead(rr, [], 0) // not the whole range: key by key for a while
+      return null
+    }
+    const k = key.toString('latin1')
+    let found: { value: Buffer; version: number } | undefined
+    const present = entries.map((e) => {
+      const ek = e.key.toString('latin1')
+      const value = e.value ?? Buffer.alloc(0)
+      if (ek === k) found = { value, version: e.version }
+      return { key: ek, value }
+    })
+    this.leases.endRangeRead(rr, present, res.leaseMs ?? 0)
+    this.cache.set(k, found?.value, found?.version ?? 0)
+    return { value: found?.value }
   }
 
   async getVersioned(key: Buffer, o?: ReadOptions): Promise<{ value: Buffer; version: number } | undefined> {
@@ -340,9 +398,11 @@ export class ClusterKV implements KV {
     if (o?.lease) {
       // What a lease still covers is answered here; only the rest is asked for.
       todo = todo.filter((t) => {
-        const hit = this.leases.lookup(t.key.toString('latin1'))
-        if (hit) out[t.i] = hit.value
-        return !hit
+        const k = t.key.toString('latin1')
+        const hit = this.leases.lookup(k) ?? (this.leaseMs > 0 && o.rangeOf?.(t.key) ? this.fromRange(k) : null)
+        if (hit === null || hit === 'busy') return true
+        out[t.i] = hit.value
+        return false
       })
       if (todo.length === 0) return out
     }

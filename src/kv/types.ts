@@ -42,6 +42,10 @@ export interface ReadOptions {
    * (docs/metadata-leases.md): as linearizable as a read at the leader. For small records read
    * often (entries, inodes), never file data. A store of one client ignores it. */
   readonly lease?: boolean
+  /** With lease: the range a key belongs to (a directory entry's directory), for a lease on
+   * the whole range, which also answers keys that do not exist (docs/metadata-leases.md,
+   * "Directory leases"). A store of one client ignores it. */
+  readonly rangeOf?: (key: Buffer) => { start: Buffer; end: Buffer } | undefined
 }
 
 export interface KV {

@@ -2,6 +2,7 @@
 // sessions (so the leader tells them apart by holder, not by stream), and a holder that never
 // answers its revoke.
 import assert from 'node:assert/strict'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { ClusterKV, keys } from '../../src/kv'
 import type { KvResponse, RegionDescriptor } from '../../src/rpc'
@@ -77,4 +78,76 @@ test('cluster: a holder that never releases is sent a revoke, and the write land
   await put(a, K, 2)
   assert.equal(pushed.length, 1, 'the silent holder was sent a revoke before the write returned')
   assert.equal(num(await a.get(K)), 2)
+})
+
+test('cluster: a directory lease answers names that do not exist; another client creating one revokes it first, the holder\'s own creates keep it', async (t) => {
+  const c = startNodes(t, 3)
+  await fullyReplicated(c)
+  const a = await connectKV(t, c)
+  const b = await connectKV(t, c)
+  const DIR = { lease: true, rangeOf: keys.dentryRangeOf }
+  const name = (s: string) => keys.dentry(42, Buffer.from(s))
+  await put(b, name('present'), 7)
+
+  // A's first lookup in the directory is one scan of it, under a range lease.
+  assert.equal(await a.get(name('x'), DIR), undefined)
+  assert.equal(a.leases.rangeCount, 1, 'the directory is held')
+  let hits = a.leases.hits
+  assert.equal(await a.get(name('y'), DIR), undefined)
+  assert.equal(num(await a.get(name('present'), DIR)), 7)
+  assert.deepEqual((await a.getMany([name('y'), name('present')], DIR)).map(num), [0, 7])
+  assert.equal(a.leases.hits, hits + 4, 'other names, absent or present, came from the range')
+
+  // B creates a name A would answer as absent: A's range is revoked before B's write returns.
+  await put(b, name('y'), 8)
+  assert.equal(a.leases.rangeCount, 0, 'the range was revoked')
+  assert.equal(num(await a.get(name('y'), DIR)), 8)
+
+  // A's own creates in the directory go into its range (no revoke of its own).
+  assert.equal(await a.get(name('z'), DIR), undefined)
+  assert.equal(a.leases.rangeCount, 1)
+  await put(a, name('z'), 9)
+  await a.txn(async (tx) => tx.del(name('present')))
+  assert.equal(a.leases.rangeCount, 1, 'its own commits keep the range')
+  hits = a.leases.hits
+  assert.equal(num(await a.get(name('z'), DIR)), 9)
+  assert.equal(await a.get(name('present'), DIR), undefined)
+  assert.ok(a.leases.hits >= hits + 2)
+  // And B sees them at once.
+  assert.equal(num(await b.get(name('z'), DIR)), 9)
+  assert.equal(await b.get(name('present'), DIR), undefined)
+  // B's delete of A's name revokes A's range again.
+  await b.txn(async (tx) => tx.del(name('z')))
+  assert.equal(await a.get(name('z'), DIR), undefined)
+
+  // A directory larger than a range scan's limit is read key by key: still right.
+  await b.txn(async (tx) => {
+    for (let i = 0; i < 1100; i++) tx.put(keys.dentry(43, Buffer.from(`f${i}`)), Buffer.from([1]))
+  })
+  assert.equal(await a.get(keys.dentry(43, Buffer.from('nope')), DIR), undefined)
+  assert.ok((await a.get(keys.dentry(43, Buffer.from('f5')), DIR))?.equals(Buffer.from([1])))
+  assert.equal(a.leases.rangeCount <= 1, true)
+  assert.equal(await a.get(keys.dentry(43, Buffer.from('f1099x')), DIR), undefined)
+})
+
+test('cluster: two mounts: a name one mount has looked up as absent, created on the other, is seen at once (open O_EXCL is EEXIST)', async (t) => {
+  const c = startNodes(t, 3)
+  await fullyReplicated(c)
+  const a = (await c.mount()).mnt
+  const b = (await c.mount()).mnt
+  mkdirSync(`${a}/d`)
+  for (let round = 0; round < 20; round++) {
+    const f = `d/f${round}`
+    assert.equal(existsSync(`${a}/${f}`), false) // A's lookup: the directory is held now
+    assert.equal(existsSync(`${a}/d/other${round}`), false)
+    writeFileSync(`${b}/${f}`, `from b ${round}`)
+    assert.equal(readFileSync(`${a}/${f}`, 'utf8'), `from b ${round}`, `round ${round}: A sees B's new file`)
+    assert.throws(() => closeSync(openSync(`${a}/${f}`, 'wx')), /EEXIST/)
+    // A's own create, then B's unlink of it: A sees it gone.
+    writeFileSync(`${a}/d/other${round}`, 'a')
+    assert.equal(readFileSync(`${b}/d/other${round}`, 'utf8'), 'a')
+    unlinkSync(`${b}/d/other${round}`)
+    assert.equal(existsSync(`${a}/d/other${round}`), false, `round ${round}: A sees B's unlink`)
+  }
+  assert.equal(readdirSync(`${a}/d`).length, 20)
 })

@@ -71,11 +71,13 @@ export interface RangeRead {
   voided: boolean
 }
 
-/** Ranges kept at most (each a directory). */
-const MAX_RANGES = 64
-/** A range whose scan got no lease (too large, an old node, a write in the way) is read key by
- * key for this long (ms) before its scan is tried again: one scan a second at most. */
+/** Ranges kept at most (each a directory; 8 MiB in all bounds them too). */
+const MAX_RANGES = 1024
+/** A range whose scan got no lease (an old node, a write in the way) is read key by key for
+ * this long (ms) before its scan is tried again: one scan a second at most. */
 export const RANGE_RETRY_MS = 1_000
+/** The same for a range too large for one scan (a directory grows slowly). */
+export const RANGE_TOO_LARGE_RETRY_MS = 30_000
 
 function within(k: string, lo: string, hi: string): boolean {
   return k >= lo && k < hi
@@ -149,12 +151,12 @@ export class LeaseCache {
   }
 
   /** The range scan's answer: every key present in [start, end) with its value, the whole
-   * range when leaseMs > 0 (0: no lease; the range is not scanned again for a while). */
-  endRangeRead(r: RangeRead, present: readonly { key: string; value: Buffer }[], leaseMs: number): void {
+   * range when leaseMs > 0 (0: no lease; the range is not scanned again for retryMs). */
+  endRangeRead(r: RangeRead, present: readonly { key: string; value: Buffer }[], leaseMs: number, retryMs = this.rangeRetryMs): void {
     this.rangeReads.delete(r)
     if (leaseMs <= 0) {
       if (this.rangeRefused.size >= 4096) this.rangeRefused.clear()
-      this.rangeRefused.set(r.start, this.now() + this.rangeRetryMs)
+      this.rangeRefused.set(r.start, this.now() + retryMs)
       return
     }
     if (r.voided) return

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { metrics } from '../observe/metrics'
 import type { Logger } from '../util/log'
 import { ErrorCode, NO_OPERATION, RpcError, keyInRegion, newerEpoch, type KvRequest, type KvResponse, type NodeAddr, type RegionDescriptor, type RpcClients, type ScanCheck } from '../rpc'
-import { LeaseCache, type LeaseRead } from './leases'
+import { LeaseCache, RANGE_TOO_LARGE_RETRY_MS, type LeaseRead } from './leases'
 import { KvError, LIMITS, type Entry, type KV, type Range, type ReadOptions, type Txn, type TxnOptions } from './types'
 import { PatchError, checkPatch, mergePatch, type PatchRange } from './blockvalue'
 
@@ -356,7 +356,7 @@ export class ClusterKV implements KV {
     }
     const entries = res.entries ?? []
     if (entries.length >= RANGE_SCAN_LIMIT || !within(region)) {
-      this.leases.endRangeRead(rr, [], 0) // not the whole range: key by key for a while
+      this.leases.endRangeRead(rr, [], 0, RANGE_TOO_LARGE_RETRY_MS) // not the whole range: key by key for a while
       return null
     }
     const k = key.toString('latin1')

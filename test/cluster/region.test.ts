@@ -115,3 +115,38 @@ test('region: reads and the next validation right after an apply see its writes,
   }
   await r.landed()
 })
+
+test('region: a scan sees applied writes that have not landed in LevelDB yet, puts and deletes, with and without a limit', async (t) => {
+  const r = await open(t, 'scan')
+  const op = (index: number, ops: [string, string | null][]): Entry => ({
+    term: 2,
+    index,
+    type: 'normal',
+    data: encode('RegionCommand', {
+      epoch: { confVer: 1, version: 1 },
+      commit: { reads: [], scans: [], writes: ops.map(([k, v]) => ({ key: Buffer.from(k), value: Buffer.from(v ?? ''), delete: v === null })), txnId: Buffer.from(`scan-${index}`) },
+    }),
+  })
+  const model = new Map<string, string>()
+  const names = Array.from({ length: 20 }, (_, i) => `k${String(i).padStart(2, '0')}`)
+  await r.applyEntries([op(2, names.map((k) => [k, `v-${k}`]))], conf)
+  for (const k of names) model.set(k, `v-${k}`)
+  await r.landed()
+  // Applied, not landed: puts before, between and after the landed keys, overwrites, deletes.
+  const later: [string, string | null][] = [['a0', 'new'], ['k05a', 'new'], ['k03', null], ['k07', null], ['k08', 'over'], ['k99', 'new'], ['k00', null]]
+  await r.applyEntries([op(3, later)], conf)
+  for (const [k, v] of later) v === null ? model.delete(k) : model.set(k, v)
+  const expect = (start: string, end: string, limit: number) => {
+    const ks = [...model.keys()].filter((k) => k >= start && (end === '' || k < end)).sort()
+    return (limit > 0 ? ks.slice(0, limit) : ks).map((k) => `${k}=${model.get(k)}`)
+  }
+  const got = async (start: string, end: string, limit: number) => (await r.scan(Buffer.from(start), Buffer.from(end), limit)).map((e) => `${e.key.toString()}=${e.value.toString()}`)
+  const cases: [string, string, number][] = [['', '', 0], ['', '', 3], ['', '', 5], ['k', 'l', 4], ['k04', 'k09', 0], ['k04', 'k09', 2], ['k9', '', 0], ['a', 'k01', 0]]
+  const unlanded = () => (r as unknown as { unlanded: Map<string, unknown> }).unlanded.size
+  assert.ok(unlanded() > 0, 'the later writes are still in memory (they land after LAND_LINGER_MS)')
+  assert.deepEqual(await got('', '', 0), expect('', '', 0))
+  assert.ok(unlanded() > 0, 'the scan did not wait for them to land')
+  for (const [s, e, l] of cases) assert.deepEqual(await got(s, e, l), expect(s, e, l), `scan [${s}, ${e}) limit ${l} before landing`)
+  await r.landed()
+  for (const [s, e, l] of cases) assert.deepEqual(await got(s, e, l), expect(s, e, l), `scan [${s}, ${e}) limit ${l} after landing`)
+})

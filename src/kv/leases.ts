@@ -53,8 +53,8 @@ export interface LeaseRead {
 interface CachedRange {
   readonly start: string
   readonly end: string
-  /** The keys present, with their values. */
-  readonly values: Map<string, Buffer>
+  /** The keys present, with their values and versions (for the transactions' read cache). */
+  readonly values: Map<string, { value: Buffer; version: number }>
   readonly until: number
   bytes: number
   /** Commits of ours into the range on their way (0 or 1: a second drops the range). */
@@ -118,7 +118,7 @@ export class LeaseCache {
   /** The answer for `key` from a leased range: { value } (undefined: absent); 'busy' when a
    * range holds it but a commit of ours into that range is on its way (ask the leader); null
    * when no live range holds it. */
-  lookupRange(key: string): { value: Buffer | undefined } | 'busy' | null {
+  lookupRange(key: string): { value: Buffer | undefined; version: number } | 'busy' | null {
     const now = this.now()
     for (const r of this.ranges) {
       if (!within(key, r.start, r.end)) continue
@@ -128,7 +128,8 @@ export class LeaseCache {
       }
       if (r.writing > 0) return 'busy'
       this.hits++
-      return { value: r.values.get(key) }
+      const e = r.values.get(key)
+      return e ? { value: e.value, version: e.version } : { value: undefined, version: 0 }
     }
     return null
   }
@@ -152,7 +153,7 @@ export class LeaseCache {
 
   /** The range scan's answer: every key present in [start, end) with its value, the whole
    * range when leaseMs > 0 (0: no lease; the range is not scanned again for retryMs). */
-  endRangeRead(r: RangeRead, present: readonly { key: string; value: Buffer }[], leaseMs: number, retryMs = this.rangeRetryMs): void {
+  endRangeRead(r: RangeRead, present: readonly { key: string; value: Buffer; version?: number }[], leaseMs: number, retryMs = this.rangeRetryMs): void {
     this.rangeReads.delete(r)
     if (leaseMs <= 0) {
       if (this.rangeRefused.size >= 4096) this.rangeRefused.clear()
@@ -163,10 +164,10 @@ export class LeaseCache {
     const until = r.sentAt + leaseMs * LEASE_USE - LEASE_MARGIN_MS
     if (until <= this.now()) return
     for (const old of this.ranges.filter((x) => x.start < r.end && r.start < x.end)) this.dropRange(old)
-    const values = new Map<string, Buffer>()
+    const values = new Map<string, { value: Buffer; version: number }>()
     let bytes = 0
     for (const e of present) {
-      values.set(e.key, e.value)
+      values.set(e.key, { value: e.value, version: e.version ?? 0 })
       bytes += e.key.length + e.value.length
     }
     if (bytes > this.maxBytes / 4) return
@@ -241,13 +242,13 @@ export class LeaseCache {
       }
       for (const i of inside) {
         const k = keys[i] as string
-        const prev = r.values.get(k)
+        const prev = r.values.get(k)?.value
         if (prev) r.bytes -= k.length + prev.length
         if (prev) this.rangeBytes -= k.length + prev.length
         const v = written.values[i]
         if (v === undefined) r.values.delete(k)
         else {
-          r.values.set(k, v)
+          r.values.set(k, { value: v, version: written.index })
           r.bytes += k.length + v.length
           this.rangeBytes += k.length + v.length
         }

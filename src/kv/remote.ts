@@ -327,12 +327,12 @@ export class ClusterKV implements KV {
     return (await this.getVersioned(key, o))?.value
   }
 
-  /** A key's answer from a leased range (LeaseCache.lookupRange). A name found absent is
-   * usually read next by the transaction that creates it: it enters the read cache as absent
-   * (version 0), as a get's answer would have (checked at the commit in any case). */
+  /** A key's answer from a leased range (LeaseCache.lookupRange). The transaction that
+   * creates, removes or renames the name usually reads it next: it enters the read cache with
+   * its version (absent: 0), as a get's answer would have (checked at the commit in any case). */
   private fromRange(k: string): { value: Buffer | undefined } | 'busy' | null {
     const held = this.leases.lookupRange(k)
-    if (held !== null && held !== 'busy' && held.value === undefined && !this.cache.get(k)) this.cache.set(k, undefined, 0)
+    if (held !== null && held !== 'busy' && !this.cache.get(k)) this.cache.set(k, held.value, held.version)
     return held
   }
 
@@ -365,7 +365,7 @@ export class ClusterKV implements KV {
       const ek = e.key.toString('latin1')
       const value = e.value ?? Buffer.alloc(0)
       if (ek === k) found = { value, version: e.version }
-      return { key: ek, value }
+      return { key: ek, value, version: e.version }
     })
     this.leases.endRangeRead(rr, present, res.leaseMs ?? 0)
     this.cache.set(k, found?.value, found?.version ?? 0)

@@ -38,7 +38,7 @@ import { joinCluster } from './join'
 import { MASTER_GROUP, MasterState } from './master'
 import { MasterDuties } from './masterduty'
 import { messageFromWire, messageToWire } from './raftwire'
-import { META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } from './region'
+import { MAX_SCAN_ENTRIES, META_PREFIX, RegionReplica, decodeMeta, metaKey, type ApplyResult } from './region'
 import { ValueKeeper } from './values'
 
 /** Bounds of one get_many (docs/protocol.md): keys asked, and bytes of values answered (well
@@ -533,7 +533,9 @@ export class ClusterNode {
           const leaseMs = whole && stream && req.leaseMs && req.leaseHolder ? this.leaseTable(r.id).grantRange(this.holder(stream, r.id, req.leaseHolder), start, end, req.leaseMs) : 0
           await this.host.readBarrier(r.id)
           const entries = await r.scan(start, end, limit)
-          return reply(id, { entries, leaseMs: limit > 0 && entries.length >= limit ? 0 : leaseMs })
+          // Cut by the asked limit, or by the region's own bound when none was asked.
+          const cut = entries.length >= (limit > 0 ? Math.min(limit, MAX_SCAN_ENTRIES) : MAX_SCAN_ENTRIES)
+          return reply(id, { entries, leaseMs: cut ? 0 : leaseMs })
         }
         case 'commit':
         case 'patchCommit': {

@@ -128,7 +128,7 @@ export const keys = {
     const start = key.subarray(0, 17)
     return { start, end: prefixEnd(start) }
   },
-    /** [start, end) covering every ORPHAN marker. */
+  /** [start, end) covering every ORPHAN marker. */
   orphanRange: (): { start: Buffer; end: Buffer } => {
     const start = makeKey(Kind.ORPHAN, ORPHAN_PARTITION)
     return { start, end: prefixEnd(start) }

@@ -84,7 +84,9 @@ function within(k: string, lo: string, hi: string): boolean {
 }
 
 export class LeaseCache {
-  private ranges: CachedRange[] = []
+  /** By start (a key is in at most one: an overlapping range replaces the older); insertion
+   * order is age, for eviction. */
+  private readonly ranges = new Map<string, CachedRange>()
   private rangeBytes = 0
   private readonly rangeReads = new Set<RangeRead>()
   /** Ranges not to scan again before the time given (start -> ms). */
@@ -115,23 +117,21 @@ export class LeaseCache {
     return c
   }
 
-  /** The answer for `key` from a leased range: { value } (undefined: absent); 'busy' when a
-   * range holds it but a commit of ours into that range is on its way (ask the leader); null
-   * when no live range holds it. */
-  lookupRange(key: string): { value: Buffer | undefined; version: number } | 'busy' | null {
-    const now = this.now()
-    for (const r of this.ranges) {
-      if (!within(key, r.start, r.end)) continue
-      if (r.until <= now) {
-        this.dropRange(r)
-        return null
-      }
-      if (r.writing > 0) return 'busy'
-      this.hits++
-      const e = r.values.get(key)
-      return e ? { value: e.value, version: e.version } : { value: undefined, version: 0 }
+  /** The answer for `key` from the leased range starting at `start` (the one the key belongs
+   * to): { value } (undefined: absent); 'busy' when a commit of ours into that range is on its
+   * way (ask the leader); null when no live range holds it. One map lookup: this is on every
+   * lookup of a name. */
+  lookupRange(key: string, start: string): { value: Buffer | undefined; version: number } | 'busy' | null {
+    const r = this.ranges.get(start)
+    if (!r || !within(key, r.start, r.end)) return null
+    if (r.until <= this.now()) {
+      this.dropRange(r)
+      return null
     }
-    return null
+    if (r.writing > 0) return 'busy'
+    this.hits++
+    const e = r.values.get(key)
+    return e ? { value: e.value, version: e.version } : { value: undefined, version: 0 }
   }
 
   /** Whether a leased scan of [start, end) is worth sending now (no recent refusal). */
@@ -163,7 +163,7 @@ export class LeaseCache {
     if (r.voided) return
     const until = r.sentAt + leaseMs * LEASE_USE - LEASE_MARGIN_MS
     if (until <= this.now()) return
-    for (const old of this.ranges.filter((x) => x.start < r.end && r.start < x.end)) this.dropRange(old)
+    for (const old of [...this.ranges.values()]) if (old.start < r.end && r.start < old.end) this.dropRange(old)
     const values = new Map<string, { value: Buffer; version: number }>()
     let bytes = 0
     for (const e of present) {
@@ -171,9 +171,9 @@ export class LeaseCache {
       bytes += e.key.length + e.value.length
     }
     if (bytes > this.maxBytes / 4) return
-    this.ranges.push({ start: r.start, end: r.end, values, until, bytes, writing: 0 })
+    this.ranges.set(r.start, { start: r.start, end: r.end, values, until, bytes, writing: 0 })
     this.rangeBytes += bytes
-    while (this.ranges.length > MAX_RANGES || this.rangeBytes > this.maxBytes) this.dropRange(this.ranges[0] as CachedRange)
+    while (this.ranges.size > MAX_RANGES || this.rangeBytes > this.maxBytes) this.dropRange(this.ranges.values().next().value as CachedRange)
   }
 
   abortRangeRead(r: RangeRead): void {
@@ -182,7 +182,7 @@ export class LeaseCache {
 
   /** Ranges held (for tests). */
   get rangeCount(): number {
-    return this.ranges.length
+    return this.ranges.size
   }
 
   beginRead(keys: readonly string[]): LeaseRead {
@@ -211,7 +211,7 @@ export class LeaseCache {
 
   /** A commit of ours that writes `keys` is about to be sent. */
   beginWrite(keys: readonly string[]): void {
-    for (const r of [...this.ranges]) {
+    for (const r of [...this.ranges.values()]) {
       if (!keys.some((k) => within(k, r.start, r.end))) continue
       if (r.writing > 0) this.dropRange(r)
       else r.writing++
@@ -232,7 +232,7 @@ export class LeaseCache {
    * run's is cached, if it came with a lease, no revoke named the key meanwhile, and no
    * commit's outcome was unknown. */
   endWrite(keys: readonly string[], written?: { values: readonly (Buffer | undefined)[]; leaseMs: number; sentAt: number; index: number }): void {
-    for (const r of [...this.ranges]) {
+    for (const r of [...this.ranges.values()]) {
       const inside = keys.map((k, i) => i).filter((i) => within(keys[i] as string, r.start, r.end))
       if (inside.length === 0) continue
       if (r.writing > 0) r.writing--
@@ -277,7 +277,7 @@ export class LeaseCache {
 
   /** The leader revoked our leases on `keys`. */
   revoke(keys: readonly string[]): void {
-    for (const r of [...this.ranges]) if (keys.some((k) => within(k, r.start, r.end))) this.dropRange(r)
+    for (const r of [...this.ranges.values()]) if (keys.some((k) => within(k, r.start, r.end))) this.dropRange(r)
     for (const rr of this.rangeReads) if (keys.some((k) => within(k, rr.start, rr.end))) rr.voided = true
     for (const k of keys) {
       this.drop(k)
@@ -302,9 +302,8 @@ export class LeaseCache {
   }
 
   private dropRange(r: CachedRange): void {
-    const i = this.ranges.indexOf(r)
-    if (i < 0) return
-    this.ranges.splice(i, 1)
+    if (this.ranges.get(r.start) !== r) return
+    this.ranges.delete(r.start)
     this.rangeBytes -= r.bytes
   }
 

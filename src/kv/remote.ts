@@ -316,9 +316,10 @@ export class ClusterKV implements KV {
       if (hit) return hit.value
       const range = this.leaseMs > 0 ? o.rangeOf?.(key) : undefined
       if (range) {
-        const held = this.fromRange(k)
+        const start = range.start.toString('latin1')
+        const held = this.fromRange(k, start)
         if (held !== null && held !== 'busy') return held.value
-        if (held === null && this.leases.rangeWanted(range.start.toString('latin1'))) {
+        if (held === null && this.leases.rangeWanted(start)) {
           const got = await this.getViaRange(key, range)
           if (got) return got.value
         }
@@ -330,8 +331,8 @@ export class ClusterKV implements KV {
   /** A key's answer from a leased range (LeaseCache.lookupRange). The transaction that
    * creates, removes or renames the name usually reads it next: it enters the read cache with
    * its version (absent: 0), as a get's answer would have (checked at the commit in any case). */
-  private fromRange(k: string): { value: Buffer | undefined } | 'busy' | null {
-    const held = this.leases.lookupRange(k)
+  private fromRange(k: string, start: string): { value: Buffer | undefined } | 'busy' | null {
+    const held = this.leases.lookupRange(k, start)
     if (held !== null && held !== 'busy' && !this.cache.get(k)) this.cache.set(k, held.value, held.version)
     return held
   }
@@ -399,7 +400,8 @@ export class ClusterKV implements KV {
       // What a lease still covers is answered here; only the rest is asked for.
       todo = todo.filter((t) => {
         const k = t.key.toString('latin1')
-        const hit = this.leases.lookup(k) ?? (this.leaseMs > 0 && o.rangeOf?.(t.key) ? this.fromRange(k) : null)
+        const range = this.leaseMs > 0 ? o.rangeOf?.(t.key) : undefined
+        const hit = this.leases.lookup(k) ?? (range ? this.fromRange(k, range.start.toString('latin1')) : null)
         if (hit === null || hit === 'busy') return true
         out[t.i] = hit.value
         return false

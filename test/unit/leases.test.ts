@@ -42,6 +42,32 @@ class Holder implements LeaseHolder {
 }
 
 const k = (s: string) => Buffer.from(s)
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+/** A client of the seeded runs: a revoke reaches it after a delay; unless it stopped
+ * answering, it drops the keys and its release travels back, after another delay. */
+class SimClient implements LeaseHolder {
+  up = true
+  alive = () => this.up
+  constructor(
+    readonly cache: LeaseCache,
+    private readonly table: LeaseTable,
+    private readonly delay: () => Promise<void>,
+  ) {}
+  revoke = (id: number, keys: Buffer[]) => {
+    void (async () => {
+      await this.delay()
+      if (!this.up) return
+      this.cache.revoke(keys.map((x) => x.toString()))
+      await this.delay()
+      this.table.release(this, id)
+    })()
+  }
+}
 
 test('leases: a write revokes other holders and waits for their release; the writer keeps no lease of its own', async () => {
   const clock = new SimClock()
@@ -187,20 +213,7 @@ test('leases: a seeded run of clients, a leader and delayed messages never reads
   const delay = () => clock.sleep(1 + Math.floor(r() * 20))
   let completedVersion = new Map<string, number>() // key -> version of the latest write that returned
   let version = 0
-  class Client implements LeaseHolder {
-    cache = new LeaseCache(() => clock.t)
-    up = true
-    alive = () => this.up
-    revoke = (id: number, keys: Buffer[]) => {
-      // The revoke travels to the client; the client drops the keys, the release travels back.
-      void (async () => {
-        await delay()
-        if (!this.up) return
-        this.cache.revoke(keys.map((x) => x.toString()))
-        await delay()
-        table.release(this, id)
-      })()
-    }
+  class Client extends SimClient {
     async read(key: string): Promise<number> {
       const hit = this.cache.lookup(key)
       if (hit) return hit.value ? hit.value.readUInt32BE() : 0
@@ -228,12 +241,7 @@ test('leases: a seeded run of clients, a leader and delayed messages never reads
       completedVersion.set(key, Math.max(completedVersion.get(key) ?? 0, v))
     }
   }
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4)
-    b.writeUInt32BE(n)
-    return b
-  }
-  const clients = [new Client(), new Client(), new Client()]
+  const clients = [0, 1, 2].map(() => new Client(new LeaseCache(() => clock.t), table, delay))
   await clock.advance(200)
   let reads = 0
   let hits = 0
@@ -301,43 +309,43 @@ test('leases: a range lease answers absent keys; a write by another holder into 
   const v = (s: string) => Buffer.from(s)
   let rr = c.beginRangeRead('d/', 'd0')
   c.endRangeRead(rr, [{ key: 'd/a', value: v('A'), version: 3 }], 1000)
-  assert.deepEqual(c.lookupRange('d/a'), { value: v('A'), version: 3 })
-  assert.deepEqual(c.lookupRange('d/zz'), { value: undefined, version: 0 })
-  assert.equal(c.lookupRange('e/a'), null)
+  assert.deepEqual(c.lookupRange('d/a', 'd/'), { value: v('A'), version: 3 })
+  assert.deepEqual(c.lookupRange('d/zz', 'd/'), { value: undefined, version: 0 })
+  assert.equal(c.lookupRange('e/a', 'e/'), null)
   c.beginWrite(['d/b'])
-  assert.equal(c.lookupRange('d/zz'), 'busy', 'nothing from the range while our commit into it is on its way')
+  assert.equal(c.lookupRange('d/zz', 'd/'), 'busy', 'nothing from the range while our commit into it is on its way')
   c.endWrite(['d/b'], { values: [v('B')], leaseMs: 1000, sentAt: now, index: 7 })
-  assert.deepEqual(c.lookupRange('d/b'), { value: v('B'), version: 7 }, 'our commit is in the range, at its index')
+  assert.deepEqual(c.lookupRange('d/b', 'd/'), { value: v('B'), version: 7 }, 'our commit is in the range, at its index')
   c.beginWrite(['d/a'])
   c.endWrite(['d/a'], { values: [undefined], leaseMs: 1000, sentAt: now, index: 8 })
-  assert.deepEqual(c.lookupRange('d/a'), { value: undefined, version: 0 }, 'a delete of ours makes the key absent in the range')
+  assert.deepEqual(c.lookupRange('d/a', 'd/'), { value: undefined, version: 0 }, 'a delete of ours makes the key absent in the range')
   c.beginWrite(['d/c'])
   c.beginWrite(['d/e'])
-  assert.equal(c.lookupRange('d/c'), null, 'two commits of ours into one range on their way: the range is dropped')
+  assert.equal(c.lookupRange('d/c', 'd/'), null, 'two commits of ours into one range on their way: the range is dropped')
   c.endWrite(['d/c'], { values: [v('C')], leaseMs: 1000, sentAt: now, index: 9 })
   c.endWrite(['d/e'], { values: [v('E')], leaseMs: 1000, sentAt: now, index: 10 })
   rr = c.beginRangeRead('d/', 'd0')
   c.endRangeRead(rr, [], 1000)
   c.beginWrite(['d/f'])
   c.endWrite(['d/f'])
-  assert.equal(c.lookupRange('d/f'), null, 'a commit of ours that failed or is unknown drops the range')
+  assert.equal(c.lookupRange('d/f', 'd/'), null, 'a commit of ours that failed or is unknown drops the range')
   rr = c.beginRangeRead('d/', 'd0')
   c.revoke(['d/g'])
   c.endRangeRead(rr, [], 1000)
-  assert.equal(c.lookupRange('d/g'), null, 'a revoke overtook the scan: not kept')
+  assert.equal(c.lookupRange('d/g', 'd/'), null, 'a revoke overtook the scan: not kept')
   rr = c.beginRangeRead('d/', 'd0')
   c.beginWrite(['d/h'])
   c.endRangeRead(rr, [], 1000)
   c.endWrite(['d/h'], { values: [v('H')], leaseMs: 1000, sentAt: now, index: 11 })
-  assert.equal(c.lookupRange('d/q'), null, 'our own commit overtook the scan: not kept')
+  assert.equal(c.lookupRange('d/q', 'd/'), null, 'our own commit overtook the scan: not kept')
   rr = c.beginRangeRead('d/', 'd0')
   c.endRangeRead(rr, [], 1000)
   c.revoke(['d/zz'])
-  assert.equal(c.lookupRange('d/a'), null, 'a revoke of any key in the range drops all of it')
+  assert.equal(c.lookupRange('d/a', 'd/'), null, 'a revoke of any key in the range drops all of it')
   rr = c.beginRangeRead('d/', 'd0')
   c.endRangeRead(rr, [], 1000)
   now += 1000
-  assert.equal(c.lookupRange('d/a'), null, 'and it ends before the leader\'s lease')
+  assert.equal(c.lookupRange('d/a', 'd/'), null, 'and it ends before the leader\'s lease')
   rr = c.beginRangeRead('d/', 'd0')
   c.endRangeRead(rr, [], 0)
   assert.equal(c.rangeWanted('d/'), false, 'no lease granted: not scanned again for a while')
@@ -361,29 +369,12 @@ test('leases: a seeded run with range leases: no read, of a present or an absent
   const delay = () => clock.sleep(1 + Math.floor(r() * 20))
   let version = 0
   let rangeHits = 0
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4)
-    b.writeUInt32BE(n)
-    return b
-  }
-  class Client implements LeaseHolder {
-    cache = new LeaseCache(() => clock.t, 16_384, 8 * 1024 * 1024, 50)
-    up = true
-    alive = () => this.up
-    revoke = (id: number, keys: Buffer[]) => {
-      void (async () => {
-        await delay()
-        if (!this.up) return
-        this.cache.revoke(keys.map((x) => x.toString()))
-        await delay()
-        table.release(this, id)
-      })()
-    }
+  class Client extends SimClient {
     /** The version read (0: absent). */
     async read(key: string): Promise<number> {
       const hit = this.cache.lookup(key)
       if (hit) return hit.value ? hit.value.readUInt32BE() : 0
-      const held = this.cache.lookupRange(key)
+      const held = this.cache.lookupRange(key, LO)
       if (held !== null && held !== 'busy') {
         rangeHits++
         return held.value ? held.value.readUInt32BE() : 0
@@ -429,7 +420,7 @@ test('leases: a seeded run with range leases: no read, of a present or an absent
       completed.set(key, Math.max(completed.get(key) ?? 0, v))
     }
   }
-  const clients = [new Client(), new Client(), new Client()]
+  const clients = [0, 1, 2].map(() => new Client(new LeaseCache(() => clock.t, 16_384, 8 * 1024 * 1024, 50), table, delay))
   await clock.advance(200)
   let reads = 0
   let absent = 0

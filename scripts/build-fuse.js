@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Runs after `npm install` / `npm ci`: applies our patch to fuse-native (patches/, see
-// docs/fuse-native.md) and rebuilds its addon from source against the libfuse 2.9 headers that
-// fuse-shared-library ships (linking the system's libfuse.so.2). node-gyp-build then loads
-// build/Release ahead of the prebuilds, so the fixed addon is the one in use. Fails loudly: a
-// mount with the unpatched addon would lose times, inode numbers and ownership silently.
+// Runs after `npm install` / `npm ci`: applies our patches (patches/: fuse-native, see
+// docs/fuse-native.md; grpc-js, see docs/protocol.md, "Framing in place") and rebuilds
+// fuse-native's addon from source against the libfuse 2.9 headers that fuse-shared-library
+// ships (linking the system's libfuse.so.2). node-gyp-build then loads build/Release ahead of
+// the prebuilds, so the fixed addon is the one in use. Fails loudly: a mount with the
+// unpatched addon would lose times, inode numbers and ownership silently.
 'use strict'
 const { execFileSync } = require('node:child_process')
 const path = require('node:path')

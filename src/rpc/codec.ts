@@ -38,6 +38,49 @@ export function encode<T>(type: MessageName, obj: T): Buffer {
   return p.type.encode(p.type.fromObject(obj as { [k: string]: unknown })).finish() as Buffer
 }
 
+/** Bytes the patched grpc-js puts its message frame (a flag and a length) in. */
+export const WIRE_HEADROOM = 5
+
+/** The messages made by encodeForWire, for the patched grpc-js (patches/, docs/protocol.md,
+ * "Framing in place"): the one registry both sides find under this global symbol. */
+const headroomKey = Symbol.for('polyfs.grpc.headroom')
+const g = globalThis as { [headroomKey]?: WeakSet<Uint8Array> }
+const framable: WeakSet<Uint8Array> = (g[headroomKey] ??= new WeakSet())
+
+/**
+ * encode, for a message sent on a gRPC stream: the same bytes, with WIRE_HEADROOM bytes
+ * reserved in front of them in one allocation, so grpc-js frames them in place instead of
+ * copying the whole message into a new buffer with the frame in front (a 2 MiB append to two
+ * followers was two 2 MiB allocations and copies more on the leader). The caller must not write
+ * to the bytes afterwards: grpc-js sends them as they are.
+ */
+export function encodeForWire<T>(type: MessageName, obj: T): Buffer {
+  const p = plan(type)
+  check(p, obj, () => `${PACKAGE}.${type}`)
+  const w = p.type.encode(p.type.fromObject(obj as { [k: string]: unknown }))
+  const out = Buffer.allocUnsafe(WIRE_HEADROOM + w.len)
+  // Writer.finish() with the output at an offset: the same walk over the writer's operations
+  // (protobufjs 7, src/writer.js), into a buffer we allocated.
+  let op = (w as unknown as { head: WriterOp }).head.next
+  let pos = WIRE_HEADROOM
+  while (op) {
+    op.fn(op.val, out, pos)
+    pos += op.len
+    op = op.next
+  }
+  if (pos !== out.length) throw new Error(`encodeForWire: ${type} wrote ${pos - WIRE_HEADROOM} bytes of ${w.len}`)
+  const body = out.subarray(WIRE_HEADROOM)
+  framable.add(body)
+  return body
+}
+
+interface WriterOp {
+  fn: (val: unknown, buf: Uint8Array, pos: number) => void
+  val: unknown
+  len: number
+  next: WriterOp | undefined
+}
+
 /** Decodes bytes as the message `type`; throws MalformedMessageError if they do not parse. */
 export function decode<T>(type: MessageName, buf: Buffer | Uint8Array): T {
   const p = plan(type)

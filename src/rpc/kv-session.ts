@@ -8,7 +8,7 @@
 // address costs nothing until someone calls it.
 import type * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../util'
-import { decode, encode } from './codec'
+import { decode, encodeForWire } from './codec'
 import { RpcError, toRpcError } from './errors'
 import type { Init, KvRequest, KvResponse } from './messages'
 import { called, responseCode } from './metrics'
@@ -59,7 +59,7 @@ export class KvSession {
     const id = this.nextId++
     let body: Buffer
     try {
-      body = encode('KvRequest', { ...req, id })
+      body = encodeForWire('KvRequest', { ...req, id })
     } catch (err) {
       return Promise.reject(new RpcError('INVALID_ARGUMENT', (err as Error).message))
     }
@@ -78,7 +78,7 @@ export class KvSession {
   send(req: Omit<Init<KvRequest>, 'id'>): void {
     if (this.closed || !this.stream) return
     try {
-      this.stream.write(encode('KvRequest', { ...req, id: 0 }))
+      this.stream.write(encodeForWire('KvRequest', { ...req, id: 0 }))
     } catch (err) {
       this.o.log.debug({ address: this.address, err }, 'could not send a kv message')
     }

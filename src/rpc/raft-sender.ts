@@ -8,7 +8,7 @@
 //     batch that would exceed the bound is dropped. Drops are counted (`dropped`).
 import type * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../util'
-import { encode } from './codec'
+import { encodeForWire } from './codec'
 import type { Init, RaftBatch } from './messages'
 import { called } from './metrics'
 import { RAFT } from './services'
@@ -60,7 +60,7 @@ export class RaftSender {
     }
     let body: Buffer
     try {
-      body = encode('RaftBatch', batch)
+      body = encodeForWire('RaftBatch', batch)
     } catch (err) {
       this.dropped++
       batchMetrics.count('INTERNAL')

@@ -8,7 +8,7 @@
 // A body that does not decode ends its stream with INVALID_ARGUMENT.
 import * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../util'
-import { decode, encode } from './codec'
+import { decode, encode, encodeForWire } from './codec'
 import { ErrorCode, rpcError } from './errors'
 import type { Init, KvRequest, KvResponse, RaftBatch } from './messages'
 import { handlerFailure, invoke, type KvHandler, type KvStream, type RaftHandler, type Status } from './handlers'
@@ -53,7 +53,7 @@ export function serveKvSession(stream: grpc.ServerDuplexStream<Buffer, Buffer>, 
     if (done) return
     let buf: Buffer
     try {
-      buf = encode('KvResponse', res)
+      buf = encodeForWire('KvResponse', res)
     } catch (err) {
       ctx.log.warn({ err, method: KV.session.path }, 'kv handler returned a response that does not encode')
       buf = encode('KvResponse', { id: res.id, error: rpcError(ErrorCode.INTERNAL, (err as Error).message) })

@@ -10,6 +10,7 @@ import type { ClassicLevel } from 'classic-level'
 import { counterCell, dropSeries, metrics, type CounterCell } from '../observe/metrics'
 import type { Entry, Loc, Snapshot } from '../raft'
 import { decode, encode, ErrorCode, keyInRegion, type CommitOp, type RegionDescriptor } from '../rpc'
+import { valueCrc } from '../kv'
 import { rawBatch } from '../util/leveldb'
 import type { GroupStateMachine } from './host'
 
@@ -475,7 +476,7 @@ export class RegionReplica implements GroupStateMachine {
       } else {
         const value = w.value ?? Buffer.alloc(0)
         const at = loc === undefined ? -1 : valueOffset(e, loc, value)
-        const v = at < 0 ? versioned(e.index, value) : encodePointer({ version: e.index, seq: loc!.seq, off: at, len: value.length, crc: crc32c(value) })
+        const v = at < 0 ? versioned(e.index, value) : encodePointer({ version: e.index, seq: loc!.seq, off: at, len: value.length, crc: valueCrc(value) })
         ops.push({ type: 'put', key: k, value: v })
         // The reverse index: which key a pointer into this place was written for.
         if (at >= 0) ops.push({ type: 'put', key: pointerKey(loc!.seq, at), value: k })

@@ -136,6 +136,34 @@ function encodePointer(p: Pointer): Buffer {
   return out
 }
 
+/** Pointers read together when the next starts at most this far past the last one's end. */
+const RUN_GAP_BYTES = 4096
+/** The most one read of a run spans. */
+const RUN_MAX_BYTES = 1024 * 1024
+
+/** Pointers grouped into runs of nearby values in one segment, each in file order. */
+export function valueRuns<T extends { p: Pointer }>(pointed: readonly T[]): T[][] {
+  const sorted = [...pointed].sort((a, b) => a.p.seq - b.p.seq || a.p.off - b.p.off)
+  const runs: T[][] = []
+  let run: T[] = []
+  let start = 0
+  let end = 0
+  for (const x of sorted) {
+    const p = x.p
+    if (run.length > 0 && p.seq === (run[0] as T).p.seq && p.off <= end + RUN_GAP_BYTES && Math.max(end, p.off + p.len) - start <= RUN_MAX_BYTES) {
+      run.push(x)
+      end = Math.max(end, p.off + p.len)
+      continue
+    }
+    if (run.length > 0) runs.push(run)
+    run = [x]
+    start = p.off
+    end = p.off + p.len
+  }
+  if (run.length > 0) runs.push(run)
+  return runs
+}
+
 /** The reverse-index key of a pointer to (seq, off). */
 export function pointerKey(seq: number, off: number): Buffer {
   const k = Buffer.allocUnsafe(13)
@@ -332,17 +360,33 @@ export class RegionReplica implements GroupStateMachine {
       const vs = await this.db.getMany(dbKeys)
       for (let j = 0; j < fromDb.length; j++) raws[fromDb[j]] = vs[j] ?? undefined
     }
-    // Pointers: their values read from the segments in parallel.
-    return Promise.all(
-      raws.map(async (raw, i) => {
-        if (raw === undefined) return undefined
-        if (!isPointer(raw)) return unversion(raw)
-        const p = decodePointer(raw)
-        const k = dataKey(keys[i] as Buffer)
-        if (!this.values) throw new CorruptValueError(`key ${keys[i]?.toString('hex')}: a pointer value in a store without segments`)
-        return { version: p.version, value: this.checked(k, p, await this.values.readValueAsync(p.seq, p.off, p.len)) }
+    const out: (VersionedValue | undefined)[] = new Array(keys.length)
+    const pointed: { i: number; p: Pointer }[] = []
+    for (let i = 0; i < raws.length; i++) {
+      const raw = raws[i]
+      if (raw === undefined) out[i] = undefined
+      else if (!isPointer(raw)) out[i] = unversion(raw)
+      else pointed.push({ i, p: decodePointer(raw) })
+    }
+    if (pointed.length === 0) return out
+    const values = this.values
+    if (!values) throw new CorruptValueError(`key ${keys[pointed[0]!.i]?.toString('hex')}: a pointer value in a store without segments`)
+    // Values near each other in one segment (the blocks one commit wrote lie one after the
+    // other in its entry, a key's bytes between them) are read with one pread; the runs are
+    // read in parallel.
+    await Promise.all(
+      valueRuns(pointed).map(async (run) => {
+        const first = run[0] as { p: Pointer }
+        const from = first.p.off
+        const to = Math.max(...run.map(({ p }) => p.off + p.len))
+        const buf = await values.readValueAsync(first.p.seq, from, to - from)
+        for (const { i, p } of run) {
+          const value = buf.subarray(p.off - from, p.off - from + p.len)
+          out[i] = { version: p.version, value: this.checked(dataKey(keys[i] as Buffer), p, value) }
+        }
       }),
     )
+    return out
   }
 
   /**

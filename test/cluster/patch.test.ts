@@ -8,17 +8,7 @@ import * as fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { dumpLogs, fullyReplicated, startNodes } from '../helpers/cluster'
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let x = s
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+import { rng } from '../helpers/mount'
 
 test('cluster: small writes into a large file are merged where the block is, and read back right', async (t) => {
   const c = startNodes(t, 3)

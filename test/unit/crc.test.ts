@@ -4,18 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { crc32c } from '@node-rs/crc32'
 import { crc32cCombine, encodeBlockValue, valueCrc } from '../../src/kv'
-
-/** A small seeded generator, so a failure names a case that can be run again. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+import { rng } from '../helpers/mount'
 
 test('crc32cCombine: equals crc32c of the concatenation, for parts of every size up to 70,000 bytes', () => {
   const r = rng(11)

@@ -155,12 +155,12 @@ cached() {
 cached base "$BASE" .polyfs-base-complete build_base base
 
 # ------------------------------------------------------------------ 3a. production node_modules
-# Staged once per (lockfile, installed tree, patched addon, recipe): copy node_modules, drop the
-# build-only dependencies from the staged package.json, `npm prune --omit=dev` (offline, no
-# scripts), then remove what linux-x64 never loads at run time.
+# Staged once per (lockfile, installed tree, patches, patched addon, recipe): copy node_modules,
+# drop the build-only dependencies from the staged package.json, `npm prune --omit=dev` (offline,
+# no scripts), then remove what linux-x64 never loads at run time.
 MODULES_KEY=$( {
   echo "recipe=$MODULES_RECIPE"
-  sha256sum package.json package-lock.json node_modules/.package-lock.json node_modules/fuse-native/build/Release/fuse.node
+  sha256sum package.json package-lock.json node_modules/.package-lock.json node_modules/fuse-native/build/Release/fuse.node patches/*.patch
 } | sha256sum | cut -c1-16)
 MODULES=$CACHE/modules-$MODULES_KEY
 

@@ -141,26 +141,27 @@ const RUN_GAP_BYTES = 4096
 /** The most one read of a run spans. */
 const RUN_MAX_BYTES = 1024 * 1024
 
-/** Pointers grouped into runs of nearby values in one segment, each in file order. */
-export function valueRuns<T extends { p: Pointer }>(pointed: readonly T[]): T[][] {
+/** Nearby values in one segment, read with one pread of [from, to). */
+export interface ValueRun<T> {
+  readonly seq: number
+  readonly from: number
+  readonly to: number
+  /** In file order. */
+  readonly items: T[]
+}
+
+/** Pointers grouped into runs of nearby values in one segment. */
+export function valueRuns<T extends { p: Pointer }>(pointed: readonly T[]): ValueRun<T>[] {
   const sorted = [...pointed].sort((a, b) => a.p.seq - b.p.seq || a.p.off - b.p.off)
-  const runs: T[][] = []
-  let run: T[] = []
-  let start = 0
-  let end = 0
+  const runs: { seq: number; from: number; to: number; items: T[] }[] = []
   for (const x of sorted) {
     const p = x.p
-    if (run.length > 0 && p.seq === (run[0] as T).p.seq && p.off <= end + RUN_GAP_BYTES && Math.max(end, p.off + p.len) - start <= RUN_MAX_BYTES) {
-      run.push(x)
-      end = Math.max(end, p.off + p.len)
-      continue
-    }
-    if (run.length > 0) runs.push(run)
-    run = [x]
-    start = p.off
-    end = p.off + p.len
+    const run = runs[runs.length - 1]
+    if (run !== undefined && p.seq === run.seq && p.off <= run.to + RUN_GAP_BYTES && Math.max(run.to, p.off + p.len) - run.from <= RUN_MAX_BYTES) {
+      run.items.push(x)
+      run.to = Math.max(run.to, p.off + p.len)
+    } else runs.push({ seq: p.seq, from: p.off, to: p.off + p.len, items: [x] })
   }
-  if (run.length > 0) runs.push(run)
   return runs
 }
 
@@ -319,11 +320,12 @@ export class RegionReplica implements GroupStateMachine {
     if (!isPointer(raw)) return unversion(raw)
     const p = decodePointer(raw)
     if (!this.values) throw new CorruptValueError(`key ${k.subarray(1).toString('hex')}: a pointer value in a store without segments`)
-    return { version: p.version, value: this.checked(k, p, this.values.readValue(p.seq, p.off, p.len)) }
+    return { version: p.version, value: this.checked(k.subarray(1), p, this.values.readValue(p.seq, p.off, p.len)) }
   }
 
-  private checked(k: Buffer, p: Pointer, value: Buffer): Buffer {
-    if (crc32c(value) !== p.crc) throw new CorruptValueError(`key ${k.subarray(1).toString('hex')}: its value in segment ${p.seq} at ${p.off} fails its checksum`)
+  /** A pointer's value, checked against its crc (`key`: the user key, for the error). */
+  private checked(key: Buffer, p: Pointer, value: Buffer): Buffer {
+    if (crc32c(value) !== p.crc) throw new CorruptValueError(`key ${key.toString('hex')}: its value in segment ${p.seq} at ${p.off} fails its checksum`)
     return value
   }
 
@@ -375,15 +377,9 @@ export class RegionReplica implements GroupStateMachine {
     // other in its entry, a key's bytes between them) are read with one pread; the runs are
     // read in parallel.
     await Promise.all(
-      valueRuns(pointed).map(async (run) => {
-        const first = run[0] as { p: Pointer }
-        const from = first.p.off
-        const to = Math.max(...run.map(({ p }) => p.off + p.len))
-        const buf = await values.readValueAsync(first.p.seq, from, to - from)
-        for (const { i, p } of run) {
-          const value = buf.subarray(p.off - from, p.off - from + p.len)
-          out[i] = { version: p.version, value: this.checked(dataKey(keys[i] as Buffer), p, value) }
-        }
+      valueRuns(pointed).map(async ({ seq, from, to, items }) => {
+        const buf = await values.readValueAsync(seq, from, to - from)
+        for (const { i, p } of items) out[i] = { version: p.version, value: this.checked(keys[i] as Buffer, p, buf.subarray(p.off - from, p.off - from + p.len)) }
       }),
     )
     return out
@@ -520,7 +516,7 @@ export class RegionReplica implements GroupStateMachine {
       } else {
         const value = w.value ?? Buffer.alloc(0)
         const at = loc === undefined ? -1 : valueOffset(e, loc, value)
-        const v = at < 0 ? versioned(e.index, value) : encodePointer({ version: e.index, seq: loc!.seq, off: at, len: value.length, crc: valueCrc(value) })
+        const v = at < 0 ? versioned(e.index, value) : encodePointer({ version: e.index, seq: loc!.seq, off: at, len: value.length, crc: valueCrc(w.key, value) })
         ops.push({ type: 'put', key: k, value: v })
         // The reverse index: which key a pointer into this place was written for.
         if (at >= 0) ops.push({ type: 'put', key: pointerKey(loc!.seq, at), value: k })

@@ -9,6 +9,7 @@
 // lengths: 16 KiB, and the tails of files).
 import { crc32c } from '@node-rs/crc32'
 import { BLOCK_VALUE_HEADER, BLOCK_VALUE_TYPE, BLOCK_VALUE_VERSION } from './blockvalue'
+import { Kind } from './keys'
 
 /** CRC-32C's polynomial, reflected (Castagnoli). */
 const POLY = 0x82f63b78
@@ -69,16 +70,22 @@ export function crc32cCombine(crcA: number, crcB: number, lenB: number): number 
 }
 
 /**
- * crc32c of a stored value. A block value (docs/kv.md: version 1, type 6, crc32c of the payload,
- * the payload) carries its payload's crc, made by the writer: the value's crc is combined from it
- * and the 6-byte header's, without reading the payload again. So it equals crc32c(value) exactly
- * when the block's own crc is right; a block whose bytes do not match its crc gets a crc its bytes
- * do not match either, and fails every check against it (a read of it is refused, as the
- * filesystem would refuse the block itself). Any other value is checksummed byte by byte.
+ * crc32c of a value stored at `key`. A file block (a BLOCK key, whose value is by contract a
+ * block value, docs/kv.md: version 1, type 6, crc32c of the payload, the payload) carries its
+ * payload's crc, made by the writer: the value's crc is combined from it and the 6-byte header's,
+ * without reading the payload again. So it equals crc32c(value) exactly when the block's own crc
+ * is right; a block whose bytes do not match its crc gets a crc its bytes do not match either,
+ * and fails every check against it (a read of it is refused, as the filesystem would refuse the
+ * block itself). Any other value, under any other key, is checksummed byte by byte: only a BLOCK
+ * key says that its first six bytes are a header and not data that looks like one.
  */
-export function valueCrc(value: Buffer): number {
-  if (value.length >= BLOCK_VALUE_HEADER && value[0] === BLOCK_VALUE_VERSION && value[1] === BLOCK_VALUE_TYPE) {
+export function valueCrc(key: Uint8Array, value: Buffer): number {
+  const block = key.length > KIND_AT && key[KIND_AT] === Kind.BLOCK
+  if (block && value.length >= BLOCK_VALUE_HEADER && value[0] === BLOCK_VALUE_VERSION && value[1] === BLOCK_VALUE_TYPE) {
     return crc32cCombine(crc32c(value.subarray(0, BLOCK_VALUE_HEADER)), value.readUInt32BE(2), value.length - BLOCK_VALUE_HEADER)
   }
   return crc32c(value)
 }
+
+/** Where a key's kind is (after its 8-byte partition hash, src/kv/keys.ts). */
+const KIND_AT = 8

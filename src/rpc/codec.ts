@@ -33,9 +33,14 @@ const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, enums: String, b
 
 /** Encodes `obj` as the message `type`; throws InvalidMessageError if it does not fit. */
 export function encode<T>(type: MessageName, obj: T): Buffer {
+  return writer(type, obj).finish() as Buffer
+}
+
+/** `obj` checked and written as the message `type`, not yet finished into bytes. */
+function writer<T>(type: MessageName, obj: T): protobuf.Writer {
   const p = plan(type)
   check(p, obj, () => `${PACKAGE}.${type}`)
-  return p.type.encode(p.type.fromObject(obj as { [k: string]: unknown })).finish() as Buffer
+  return p.type.encode(p.type.fromObject(obj as { [k: string]: unknown }))
 }
 
 /** Bytes the patched grpc-js puts its message frame (a flag and a length) in. */
@@ -55,9 +60,7 @@ const framable: WeakSet<Uint8Array> = (g[headroomKey] ??= new WeakSet())
  * to the bytes afterwards: grpc-js sends them as they are.
  */
 export function encodeForWire<T>(type: MessageName, obj: T): Buffer {
-  const p = plan(type)
-  check(p, obj, () => `${PACKAGE}.${type}`)
-  const w = p.type.encode(p.type.fromObject(obj as { [k: string]: unknown }))
+  const w = writer(type, obj)
   const out = Buffer.allocUnsafe(WIRE_HEADROOM + w.len)
   // Writer.finish() with the output at an offset: the same walk over the writer's operations
   // (protobufjs 7, src/writer.js), into a buffer we allocated.

@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import { valueRuns } from '../../src/cluster/region'
 
 const ptr = (seq: number, off: number, len: number) => ({ p: { version: 1, seq, off, len, crc: 0 } })
-const shape = (runs: ReturnType<typeof valueRuns<ReturnType<typeof ptr>>>) => runs.map((r) => r.map(({ p }) => `${p.seq}:${p.off}`))
+const shape = (runs: ReturnType<typeof valueRuns<ReturnType<typeof ptr>>>) => runs.map((r) => r.items.map(({ p }) => `${p.seq}:${p.off}`))
 
 test('valueRuns: neighbours in one segment make one run, in file order; a gap, another segment or the size bound starts another', () => {
   // One commit's 16 KiB blocks, 50 bytes of key between them, asked for out of order.
@@ -17,12 +17,15 @@ test('valueRuns: neighbours in one segment make one run, in file order; a gap, a
   const runs = valueRuns(many)
   assert.equal(runs.length, 2)
   for (const r of runs) {
-    const from = (r[0] as (typeof many)[number]).p.off
-    const to = Math.max(...r.map(({ p }) => p.off + p.len))
-    assert.ok(to - from <= 1024 * 1024, `${to - from} bytes`)
+    assert.ok(r.to - r.from <= 1024 * 1024, `${r.to - r.from} bytes`)
+    // The span is exactly what its values cover.
+    assert.equal(r.from, Math.min(...r.items.map(({ p }) => p.off)))
+    assert.equal(r.to, Math.max(...r.items.map(({ p }) => p.off + p.len)))
   }
-  assert.equal(runs.flat().length, 80)
+  assert.equal(runs.flatMap((r) => r.items).length, 80)
   // Overlapping or repeated places (two keys pointing at one value) stay in one run.
-  assert.deepEqual(shape(valueRuns([ptr(2, 50, 100), ptr(2, 0, 200), ptr(2, 50, 100)])), [['2:0', '2:50', '2:50']])
+  const overlapping = valueRuns([ptr(2, 50, 100), ptr(2, 0, 200), ptr(2, 50, 100)])
+  assert.deepEqual(shape(overlapping), [['2:0', '2:50', '2:50']])
+  assert.deepEqual([overlapping[0]?.from, overlapping[0]?.to], [0, 200])
   assert.deepEqual(valueRuns([]), [])
 })

@@ -24,6 +24,13 @@ export interface LeaseClock {
   sleep(ms: number): Promise<void>
 }
 
+/** Keys that are never leased, and ranges that might hold one (docs/metadata-leases.md, "No
+ * leases on file data"): a lease naming one is refused, and a write does not mark them. */
+export interface Unleasable {
+  key(k: Buffer): boolean
+  range(start: Buffer, end: Buffer): boolean
+}
+
 interface Revoking {
   resolve(): void
 }
@@ -53,6 +60,8 @@ export class LeaseTable {
     private readonly clock: LeaseClock,
     /** The longest lease granted (ms). */
     readonly maxMs: number,
+    /** Keys never leased (none by default). */
+    private readonly unleasable?: Unleasable,
   ) {
     this.writableAt = clock.now() + maxMs
   }
@@ -71,6 +80,8 @@ export class LeaseTable {
   grant(holder: LeaseHolder, keys: readonly Buffer[], ms: number): number {
     const len = Math.min(ms, this.maxMs)
     if (len <= 0) return 0
+    const never = this.unleasable
+    if (never && keys.some((k) => never.key(k))) return 0
     const ks = keys.map((k) => k.toString('latin1'))
     if (ks.some((k) => this.writing.has(k))) return 0
     const now = this.clock.now()
@@ -89,6 +100,7 @@ export class LeaseTable {
   grantRange(holder: LeaseHolder, start: Buffer, end: Buffer, ms: number): number {
     const len = Math.min(ms, this.maxMs)
     if (len <= 0) return 0
+    if (this.unleasable?.range(start, end)) return 0
     const lo = start.toString('latin1')
     const hi = end.toString('latin1')
     if (lo >= hi) return 0
@@ -106,9 +118,11 @@ export class LeaseTable {
    * Marks a write of `keys` by `writer` (null: a writer that holds no leases). Resolves, once
    * the write may be proposed, to the function that unmarks it (call it after the write is
    * applied or has failed). The writer's own leases on the keys end here: it drops them itself.
+   * Keys never leased are not marked: nobody can hold a lease on them.
    */
   async beginWrite(writer: LeaseHolder | null, keys: readonly Buffer[]): Promise<() => void> {
-    const ks = [...new Set(keys.map((k) => k.toString('latin1')))]
+    const never = this.unleasable
+    const ks = [...new Set((never ? keys.filter((k) => !never.key(k)) : keys).map((k) => k.toString('latin1')))]
     for (const k of ks) this.writing.set(k, (this.writing.get(k) ?? 0) + 1)
     const end = () => {
       for (const k of ks) {

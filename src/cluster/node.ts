@@ -28,7 +28,7 @@ import {
   type RpcErrorInfo,
 } from '../rpc'
 import { startHttp, type Checks, type HttpServer } from '../http'
-import { PatchError, mergePatch } from '../kv'
+import { PatchError, isBlockKey, mergePatch, rangeMayHoldBlocks } from '../kv'
 import { events, gatherPicture, metrics, series, SERIES_STEP_MS, tasks } from '../observe'
 import { logger as rootLogger, type Logger } from '../util/log'
 import { RaftHost, NotLeaderError } from './host'
@@ -52,6 +52,8 @@ const EMPTY = Buffer.alloc(0)
 /** The longest read lease a region leader grants (docs/metadata-leases.md); a new leader
  * proposes no write for this long after it took over. */
 export const LEASE_MAX_MS = 1000
+/** File data is never leased (docs/metadata-leases.md, "No leases on file data"). */
+const NO_LEASE_ON_BLOCKS = { key: isBlockKey, range: rangeMayHoldBlocks }
 const leaseClock = {
   now: () => performance.now(),
   sleep: (ms: number) => new Promise<void>((res) => setTimeout(res, ms).unref()),
@@ -421,7 +423,7 @@ export class ClusterNode {
 
   private leaseTable(region: number): LeaseTable {
     let t = this.leases.get(region)
-    if (!t) this.leases.set(region, (t = new LeaseTable(leaseClock, LEASE_MAX_MS)))
+    if (!t) this.leases.set(region, (t = new LeaseTable(leaseClock, LEASE_MAX_MS, NO_LEASE_ON_BLOCKS)))
     return t
   }
 
@@ -563,7 +565,11 @@ export class ClusterNode {
           // The writer knows what it wrote: a lease on it, unless another write is marked on a
           // key (granted in the same turn as the unmark, so no write comes between). The client
           // uses it only if no commit of its own at a higher index wrote the key.
-          if (res.ok) return reply(id, { index: res.index, leaseMs: writer && req.leaseMs ? this.leaseTable(r.id).grant(writer, ownWrites.map((w) => w.key), req.leaseMs) : 0 })
+          // File data blocks are never leased: the lease covers the commit's other keys.
+          if (res.ok) {
+            const leased = writer && req.leaseMs ? ownWrites.filter((w) => !isBlockKey(w.key)) : []
+            return reply(id, { index: res.index, leaseMs: writer && req.leaseMs && leased.length > 0 ? this.leaseTable(r.id).grant(writer, leased.map((w) => w.key), req.leaseMs) : 0 })
+          }
           return reply(id, { error: rpcError(res.code, res.message, res.code === ErrorCode.EPOCH_NOT_MATCH ? { region: this.descriptor(r.id) } : undefined) })
         }
         default:

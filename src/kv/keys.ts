@@ -135,6 +135,20 @@ export const keys = {
   },
 }
 
+/** Whether a key is a file data block's (kind BLOCK): never leased (docs/metadata-leases.md,
+ * "No leases on file data"). */
+export function isBlockKey(key: Uint8Array): boolean {
+  return key.length > 8 && key[8] === Kind.BLOCK
+}
+
+/** Whether [start, end) could hold a BLOCK key: unless start and end agree on their first 9
+ * bytes (hash8 and kind) and that kind is not BLOCK, some key between them may be one. */
+export function rangeMayHoldBlocks(start: Uint8Array, end: Uint8Array): boolean {
+  if (start.length < 9 || end.length < 9) return true
+  for (let i = 0; i < 9; i++) if (start[i] !== end[i]) return true
+  return start[8] === Kind.BLOCK
+}
+
 /** The smallest key greater than every key starting with `prefix`. */
 export function prefixEnd(prefix: Uint8Array): Buffer {
   const end = Buffer.from(prefix)

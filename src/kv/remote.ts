@@ -10,6 +10,7 @@ import { ErrorCode, NO_OPERATION, RpcError, keyInRegion, newerEpoch, type KvRequ
 import { LeaseCache, RANGE_TOO_LARGE_RETRY_MS, type LeaseRead } from './leases'
 import { KvError, LIMITS, type Entry, type KV, type Range, type ReadOptions, type Txn, type TxnOptions } from './types'
 import { PatchError, checkPatch, mergePatch, type PatchRange } from './blockvalue'
+import { isBlockKey } from './keys'
 
 export interface ClusterKVOptions {
   readonly clients: RpcClients
@@ -530,8 +531,10 @@ export class ClusterKV implements KV {
     if (r && all.some((k) => !keyInRegion(k, r))) throw new KvError('TOO_LARGE', 'a transaction over several regions is not supported yet (docs/kv.md)')
     const txnId = this.nextTxnId()
     let index = 0
-    // Our own leases on what we write are ours to drop: the leader revokes only others'.
-    const written = body.writes.map((w) => w.key.toString('latin1'))
+    // Our own leases on what we write are ours to drop: the leader revokes only others'. File
+    // data blocks are never leased (docs/metadata-leases.md, "No leases on file data").
+    const leasedWrites = body.writes.filter((w) => !isBlockKey(w.key))
+    const written = leasedWrites.map((w) => w.key.toString('latin1'))
     this.leases.beginWrite(written)
     const sentAt = this.leases.time()
     let leaseMs = 0
@@ -552,7 +555,7 @@ export class ClusterKV implements KV {
       index = res.index
       leaseMs = res.leaseMs ?? 0
     } finally {
-      this.leases.endWrite(written, index > 0 ? { values: body.writes.map((w) => (w.delete ? undefined : w.value ?? Buffer.alloc(0))), leaseMs, sentAt, index } : undefined)
+      this.leases.endWrite(written, index > 0 ? { values: leasedWrites.map((w) => (w.delete ? undefined : w.value ?? Buffer.alloc(0))), leaseMs, sentAt, index } : undefined)
       for (const w of body.writes) {
         const k = w.key.toString('latin1')
         if (index > 0) this.cache.set(k, w.delete ? undefined : w.value ?? Buffer.alloc(0), w.delete ? 0 : index)

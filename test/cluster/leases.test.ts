@@ -80,6 +80,34 @@ test('cluster: a holder that never releases is sent a revoke, and the write land
   assert.equal(num(await a.get(K)), 2)
 })
 
+test('cluster: file data blocks are never leased: the leader refuses them, and a commit of a block and an inode leases the inode only', async (t) => {
+  const c = startNodes(t, 3)
+  await fullyReplicated(c)
+  const a = await connectKV(t, c)
+  const ino = 4242
+  const block = keys.block(ino, 0)
+  const inode = keys.inode(ino)
+  await put(a, keys.meta('lease-blocks'), 1) // past a new leader's wait, which outlasts a lease
+  await a.txn(async (tx) => {
+    tx.put(block, Buffer.alloc(3000, 7))
+    tx.put(inode, Buffer.from('attrs'))
+  })
+  assert.ok(a.leases.lookup(inode.toString('latin1')), 'the commit leased the inode')
+  assert.equal(a.leases.lookup(block.toString('latin1')), null, 'and not the block')
+  // Asked directly, the leader grants nothing on a block, and leases the inode.
+  const region = (a as unknown as { locate(k: Buffer): RegionDescriptor }).locate(block)
+  const granted = async (op: 'get' | 'getMany', ks: Buffer[]) => {
+    for (const n of c.nodes) {
+      const res = await c.clients.kv(n.address).call({ regionId: region.id, epoch: region.epoch, op, ...(op === 'get' ? { get: { key: ks[0] } } : { getMany: { keys: ks } }), leaseMs: 1000, leaseHolder: 515151 })
+      if (!res.error?.code) return res.leaseMs
+    }
+    throw new Error('no leader answered')
+  }
+  assert.equal(await granted('get', [block]), 0)
+  assert.equal(await granted('getMany', [inode, block]), 0)
+  assert.equal(await granted('get', [inode]), 1000)
+})
+
 test('cluster: a directory lease answers names that do not exist; another client creating one revokes it first, the holder\'s own creates keep it', async (t) => {
   const c = startNodes(t, 3)
   await fullyReplicated(c)

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { LeaseTable, type LeaseHolder } from '../../src/cluster/leases'
 import { LeaseCache } from '../../src/kv/leases'
+import { isBlockKey, keys, rangeMayHoldBlocks } from '../../src/kv/keys'
 import { rng, testSeed } from '../helpers/mount'
 
 /** A simulated clock: sleep resolves when the test advances time past it. */
@@ -457,4 +458,49 @@ test('leases: a seeded run with range leases: no read, of a present or an absent
   await clock.advance(10_000)
   await Promise.all(ops)
   assert.ok(reads > 10_000 && absent > 500 && rangeHits > 1000, `reads ${reads}, absent ${absent}, from a lease ${hits0()}, from a range ${rangeHits}`)
+})
+
+test('leases: file data blocks are never leased; a write marks and revokes only its other keys', async () => {
+  // The key rule itself: a BLOCK key, and ranges that could hold one.
+  const block = keys.block(7, 3)
+  const inode = keys.inode(7)
+  const dir = keys.dentryRange(1)
+  assert.equal(isBlockKey(block), true)
+  for (const other of [inode, keys.dirSelf(1), keys.dentry(1, Buffer.from('f')), keys.meta('format'), Buffer.from('short')]) assert.equal(isBlockKey(other), false)
+  assert.equal(rangeMayHoldBlocks(dir.start, dir.end), false)
+  assert.equal(rangeMayHoldBlocks(keys.dentryRange(0xff).start, keys.dentryRange(0xff).end), false) // the carry stops in the inode number
+  assert.equal(rangeMayHoldBlocks(block, Buffer.concat([block, Buffer.from([0])])), true)
+  assert.equal(rangeMayHoldBlocks(Buffer.alloc(9), Buffer.alloc(9, 0xff)), true) // spans every kind
+  assert.equal(rangeMayHoldBlocks(k('d/'), k('d0')), true) // too short to name a kind
+
+  const clock = new SimClock()
+  const table = new LeaseTable(clock, 1000, { key: isBlockKey, range: rangeMayHoldBlocks })
+  await clock.advance(1000)
+  const raw: { id: number; keys: Buffer[] }[] = []
+  const a: LeaseHolder = { alive: () => true, revoke: (id, ks) => void raw.push({ id, keys: ks }) }
+  const b = new Holder()
+  // A read naming a block is granted nothing, nor is a range that could hold one.
+  assert.equal(table.grant(a, [block], 500), 0)
+  assert.equal(table.grant(a, [inode, block], 500), 0)
+  assert.equal(table.grantRange(a, Buffer.alloc(9), Buffer.alloc(9, 0xff), 500), 0)
+  assert.equal(table.leasedKeys, 0)
+  assert.equal(table.leasedRanges, 0)
+  // A directory's entries and an inode are leased as before.
+  assert.equal(table.grantRange(a, dir.start, dir.end, 500), 500)
+  assert.equal(table.grant(a, [inode], 500), 500)
+  // A write of blocks only: nothing marked, so a grant on other keys goes on meanwhile.
+  const blocksOnly = await table.beginWrite(b, [block, keys.block(7, 4)])
+  assert.equal(table.grant(b, [keys.inode(8)], 500), 500)
+  blocksOnly()
+  assert.equal(raw.length, 0)
+  // A write of a block and the inode: the inode is revoked (and marked), the block is not named.
+  let proposed = false
+  const w = table.beginWrite(b, [block, inode]).then((done) => ((proposed = true), done))
+  await settle()
+  assert.equal(proposed, false)
+  assert.deepEqual(raw.map((x) => x.keys), [[inode]])
+  assert.equal(table.grant(a, [inode], 500), 0) // marked
+  table.release(a, raw[0]!.id)
+  ;(await w)()
+  assert.equal(proposed, true)
 })

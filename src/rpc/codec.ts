@@ -77,6 +77,65 @@ export function encodeForWire<T>(type: MessageName, obj: T): Buffer {
   return body
 }
 
+/** A bytes field at least this long is sent from its own memory by encodeForWireParts. */
+export const WIRE_PART_MIN = 8 * 1024
+
+/**
+ * A message for a gRPC stream in pieces (docs/protocol.md, "Sent from the values' own memory"):
+ * `parts` joined are the message's bytes (`length` of them), the first with WIRE_HEADROOM bytes
+ * reserved in front of it. The patched grpc-js frames it in that room and writes every part to
+ * the stream in order, so large bytes fields are never copied into a message buffer.
+ */
+export interface WireParts {
+  readonly length: number
+  readonly parts: readonly Buffer[]
+}
+
+/** The WireParts made by encodeForWireParts, for the patched grpc-js: as for framable. */
+const partsKey = Symbol.for('polyfs.grpc.parts')
+const gp = globalThis as { [partsKey]?: WeakSet<object> }
+const partsMade: WeakSet<object> = (gp[partsKey] ??= new WeakSet())
+
+/**
+ * encodeForWire, with every bytes field of at least `minPart` bytes left in its own memory: the
+ * message as WireParts, or as encodeForWire's Buffer when no field is that large. The caller
+ * must not write to those fields' buffers until the stream has written them (its write
+ * callback): they go to the socket as they are.
+ */
+export function encodeForWireParts<T>(type: MessageName, obj: T, minPart = WIRE_PART_MIN): WireParts | Buffer {
+  const w = writer(type, obj)
+  const head = (w as unknown as { head: WriterOp }).head.next
+  const bytesOp = (protobuf.BufferWriter as unknown as { writeBytesBuffer: WriterOp['fn'] }).writeBytesBuffer
+  let small = 0
+  let big = 0
+  for (let op = head; op; op = op.next) {
+    if (op.fn === bytesOp && op.len >= minPart) big++
+    else small += op.len
+  }
+  if (big === 0) return encodeForWire(type, obj)
+  // The small fields go, in order, into one allocation; each large one is a part of its own.
+  const out = Buffer.allocUnsafe(WIRE_HEADROOM + small)
+  const parts: Buffer[] = []
+  let pos = WIRE_HEADROOM
+  let from = pos
+  for (let op = head; op; op = op.next) {
+    if (op.fn === bytesOp && op.len >= minPart) {
+      if (pos > from || parts.length === 0) parts.push(out.subarray(from, pos))
+      const v = op.val as Uint8Array
+      parts.push(Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength))
+      from = pos
+    } else {
+      op.fn(op.val, out, pos)
+      pos += op.len
+    }
+  }
+  if (pos > from) parts.push(out.subarray(from, pos))
+  if (pos !== out.length) throw new Error(`encodeForWireParts: ${type} wrote ${pos - WIRE_HEADROOM} small bytes of ${small}`)
+  const msg: WireParts = { length: w.len, parts }
+  partsMade.add(msg)
+  return msg
+}
+
 interface WriterOp {
   fn: (val: unknown, buf: Uint8Array, pos: number) => void
   val: unknown

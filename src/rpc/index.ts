@@ -19,7 +19,7 @@
 // A new rpc: add it to the .proto (docs/protocol.md versioning rules), to messages.ts, to the
 // method table in services.ts, then to the handler interface and the client of its service.
 
-export { encode, encodeForWire, decode, MalformedMessageError, InvalidMessageError, WIRE_HEADROOM } from './codec'
+export { encode, encodeForWire, encodeForWireParts, decode, MalformedMessageError, InvalidMessageError, WIRE_HEADROOM } from './codec'
 export type { MessageName } from './codec'
 export { ErrorCode, NO_OPERATION, TransportCode, rpcError, RpcError, toRpcError } from './errors'
 export type { ErrorHints } from './errors'

@@ -8,7 +8,7 @@
 // address costs nothing until someone calls it.
 import type * as grpc from '@grpc/grpc-js'
 import type { Logger } from '../util'
-import { decode, encodeForWire } from './codec'
+import { decode, encodeForWire, encodeForWireParts, type WireParts } from './codec'
 import { RpcError, toRpcError } from './errors'
 import type { Init, KvRequest, KvResponse } from './messages'
 import { called, responseCode } from './metrics'
@@ -33,7 +33,8 @@ interface Pending {
   id: number
   /** performance.now() at call(). */
   t0: number
-  body: Buffer
+  /** The encoded request; a commit's block values stay in their own memory (WireParts). */
+  body: Buffer | WireParts
   resolve(res: KvResponse): void
   reject(err: RpcError): void
   timer: NodeJS.Timeout
@@ -57,9 +58,9 @@ export class KvSession {
   call(req: Omit<Init<KvRequest>, 'id'>, timeoutMs = this.o.defaultTimeoutMs): Promise<KvResponse> {
     if (this.closed) return Promise.reject(new RpcError('CANCELLED', 'rpc clients closed'))
     const id = this.nextId++
-    let body: Buffer
+    let body: Buffer | WireParts
     try {
-      body = encodeForWire('KvRequest', { ...req, id })
+      body = encodeForWireParts('KvRequest', { ...req, id })
     } catch (err) {
       return Promise.reject(new RpcError('INVALID_ARGUMENT', (err as Error).message))
     }
@@ -95,7 +96,7 @@ export class KvSession {
   private dispatch(p: Pending): void {
     const s = this.stream ?? this.open()
     this.inFlight.set(p.id, p)
-    s.write(p.body)
+    s.write(p.body as Buffer) // WireParts too: the patched grpc-js writes them (codec.ts)
   }
 
   private open(): grpc.ClientDuplexStream<Buffer, Buffer> {

@@ -96,13 +96,23 @@ const partsKey = Symbol.for('polyfs.grpc.parts')
 const gp = globalThis as { [partsKey]?: WeakSet<object> }
 const partsMade: WeakSet<object> = (gp[partsKey] ??= new WeakSet())
 
+/** Whether the loaded grpc-js is patched to frame and write WireParts: both patched modules
+ * set their flag when they load (patches/@grpc+grpc-js+*.patch). Without it a message in parts
+ * would fail its call, so it is not made. */
+export function partsUnderstood(): boolean {
+  const f = globalThis as { [k: symbol]: unknown }
+  return f[Symbol.for('polyfs.grpc.parts.framer')] === true && f[Symbol.for('polyfs.grpc.parts.writer')] === true
+}
+
 /**
  * encodeForWire, with every bytes field of at least `minPart` bytes left in its own memory: the
- * message as WireParts, or as encodeForWire's Buffer when no field is that large. The caller
- * must not write to those fields' buffers until the stream has written them (its write
- * callback): they go to the socket as they are.
+ * message as WireParts, or as encodeForWire's Buffer when no field is that large or grpc-js is
+ * not patched to send parts (partsUnderstood). The caller must not write to those fields'
+ * buffers until the stream has written them (its write callback): they go to the socket as
+ * they are.
  */
 export function encodeForWireParts<T>(type: MessageName, obj: T, minPart = WIRE_PART_MIN): WireParts | Buffer {
+  if (!partsUnderstood()) return encodeForWire(type, obj)
   const w = writer(type, obj)
   const head = (w as unknown as { head: WriterOp }).head.next
   const bytesOp = (protobuf.BufferWriter as unknown as { writeBytesBuffer: WriterOp['fn'] }).writeBytesBuffer

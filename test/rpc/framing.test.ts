@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { test } from 'node:test'
 import { decode, encode, encodeForWire, encodeForWireParts, WIRE_HEADROOM, type KvRequest, type RaftBatch } from '../../src/rpc'
-import type { WireParts } from '../../src/rpc/codec'
+import { partsUnderstood, type WireParts } from '../../src/rpc/codec'
 import { clients, startServer } from './helpers'
 import { SAMPLES } from './samples'
 
@@ -94,6 +94,18 @@ test('framing: encodeForWireParts gives encode\'s bytes, leaving large fields in
   assert.ok(joined(rb).equals(encode('RaftBatch', batch)))
   // No large field: encodeForWire's Buffer.
   assert.ok(Buffer.isBuffer(encodeForWireParts('KvRequest', { id: 1, regionId: 1, op: 'get', get: { key: randomBytes(100) } })))
+  // The installed grpc-js says it sends parts (the patch is applied); a grpc-js that does not
+  // say so gets plain Buffers, which any grpc-js sends.
+  assert.equal(partsUnderstood(), true, 'both patched grpc-js modules set their flag')
+  const flag = Symbol.for('polyfs.grpc.parts.writer')
+  const g = globalThis as { [k: symbol]: unknown }
+  g[flag] = undefined
+  try {
+    const plain = encodeForWireParts('KvRequest', req)
+    assert.ok(Buffer.isBuffer(plain) && plain.equals(encode('KvRequest', req)), 'without the flag: one Buffer')
+  } finally {
+    g[flag] = true
+  }
 })
 
 test('framing: the patched grpc-js frames a message in parts in its first part\'s room, and it crosses a real Kv.Session intact', async (t) => {

@@ -60,7 +60,11 @@ const framable: WeakSet<Uint8Array> = (g[headroomKey] ??= new WeakSet())
  * to the bytes afterwards: grpc-js sends them as they are.
  */
 export function encodeForWire<T>(type: MessageName, obj: T): Buffer {
-  const w = writer(type, obj)
+  return finishForWire(type, writer(type, obj))
+}
+
+/** A writer's message finished into one allocation with WIRE_HEADROOM bytes in front. */
+function finishForWire(type: MessageName, w: protobuf.Writer): Buffer {
   const out = Buffer.allocUnsafe(WIRE_HEADROOM + w.len)
   // Writer.finish() with the output at an offset: the same walk over the writer's operations
   // (protobufjs 7, src/writer.js), into a buffer we allocated.
@@ -122,7 +126,7 @@ export function encodeForWireParts<T>(type: MessageName, obj: T, minPart = WIRE_
     if (op.fn === bytesOp && op.len >= minPart) big++
     else small += op.len
   }
-  if (big === 0) return encodeForWire(type, obj)
+  if (big === 0) return finishForWire(type, w)
   // The small fields go, in order, into one allocation; each large one is a part of its own.
   const out = Buffer.allocUnsafe(WIRE_HEADROOM + small)
   const parts: Buffer[] = []
